@@ -1,0 +1,324 @@
+"""The Avatar: a portrait plus a composition of stages.
+
+``say(text)`` and ``speak(audio)`` make a video (content creation); ``ask(question)`` runs
+ASR → LLM → TTS → video with memory of the previous turns (conversation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .cache import ModelCache, default_cache
+from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation, cut_at_sentence
+from .errors import ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
+from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
+from .plugins import get_registry
+from .stages import PROTOCOLS, frame_count
+from .types import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
+
+log = logging.getLogger(__name__)
+
+StageSpec = Union[str, tuple, Any, None]
+"""A stage given as a backend name, ``(name, {config})``, or a backend instance."""
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called per chunk of work."""
+
+#: Longest text ``say`` accepts (characters); longer scripts should be split into several videos.
+MAX_TEXT_CHARS = 5000
+
+MULTIPLE_FACES = ("largest", "refuse")
+
+
+class Avatar:
+    """A talking portrait.
+
+    Args:
+        portrait: path, bytes, RGB array, PIL image or :class:`Portrait`.
+        tts, animator, enhancer, writer, asr, llm: each a backend name (``"piper"``), a
+            ``(name, {config})`` pair, or a backend instance. ``animator=None`` picks ``sadtalker``
+            when its weights are in the cache and ``viseme`` otherwise. ``enhancer``, ``asr`` and
+            ``llm`` are optional.
+        fps: frames per second of the videos (default 20).
+        multiple_faces: ``"largest"`` animates the largest face; ``"refuse"`` raises
+            :class:`~talkinghead.errors.MultipleFacesError`.
+        max_size: portraits whose long side is larger are downscaled to this before animation.
+        output_dir: where videos go when no output path is given (default: a temporary folder).
+        progress: ``progress(stage, done, total)`` callback.
+        cache: the :class:`ModelCache` holding loaded models (default: one per process).
+        system_prompt, memory, max_answer_chars: conversation settings for :meth:`ask`.
+    """
+
+    def __init__(
+        self,
+        portrait: ImageLike,
+        *,
+        tts: StageSpec = "piper",
+        animator: StageSpec = None,
+        enhancer: StageSpec = None,
+        writer: StageSpec = "mp4",
+        asr: StageSpec = None,
+        llm: StageSpec = None,
+        fps: float = 20,
+        multiple_faces: str = "largest",
+        max_size: int = 1024,
+        output_dir: str | os.PathLike | None = None,
+        progress: Progress | None = None,
+        cache: ModelCache | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        memory: int = 2,
+        max_answer_chars: int = 400,
+        min_words: int = 2,
+    ) -> None:
+        if not 1 <= float(fps) <= 60:
+            raise ConfigError(f"fps must be between 1 and 60, got {fps}")
+        if multiple_faces not in MULTIPLE_FACES:
+            raise ConfigError(f"multiple_faces must be one of {MULTIPLE_FACES}, got {multiple_faces!r}")
+        self.fps = float(fps)
+        self.multiple_faces = multiple_faces
+        self.max_size = int(max_size)
+        self.progress = progress
+        self.cache = cache if cache is not None else default_cache()
+        self.portrait = _fit(load_image(portrait), self.max_size)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.conversation = Conversation(system_prompt, memory)
+        self.max_answer_chars = max_answer_chars
+        self.min_words = min_words
+        self.tts = self._resolve("tts", tts)
+        self.animator = self._resolve("animator", animator if animator is not None else _default_animator())
+        self.enhancer = self._resolve("enhancer", enhancer)
+        self.writer = self._resolve("writer", writer)
+        self.asr = self._resolve("asr", asr)
+        self.llm = self._resolve("llm", llm)
+
+    # -- composition -------------------------------------------------------------------------
+    def _resolve(self, stage: str, spec: StageSpec) -> Any:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            return self.cache.backend(stage, spec, {})
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
+            return self.cache.backend(stage, spec[0], dict(spec[1]))
+        protocol = PROTOCOLS[stage]
+        if not isinstance(spec, protocol):
+            raise ConfigError(
+                f"{stage}={spec!r} is neither a backend name, a (name, config) pair, nor an object "
+                f"implementing the {protocol.__name__} protocol"
+            )
+        return spec
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """The stage backends by stage name (None where a stage is not used)."""
+        return {
+            "tts": self.tts,
+            "animator": self.animator,
+            "enhancer": self.enhancer,
+            "writer": self.writer,
+            "asr": self.asr,
+            "llm": self.llm,
+        }
+
+    def preload(self) -> Avatar:
+        """Load every stage's models and preprocess the portrait now instead of on first use."""
+        for backend in self.components.values():
+            if backend is not None:
+                self.cache.ensure_loaded(backend)
+        self._prepared()
+        return self
+
+    def _use(self, backend: Any) -> Any:
+        return self.cache.ensure_loaded(backend)
+
+    def _prepared(self) -> Any:
+        animator = self._use(self.animator)
+        key = (id(animator), self.portrait.key, self.multiple_faces)
+        return self.cache.prepared(key, lambda: self._timed_prepare(animator))
+
+    def _timed_prepare(self, animator: Any) -> Any:
+        t0 = time.perf_counter()
+        prepared = animator.prepare(self.portrait, multiple_faces=self.multiple_faces)
+        log.info("prepared portrait for %r in %.2f s", animator.name, time.perf_counter() - t0)
+        return prepared
+
+    # -- content creation --------------------------------------------------------------------
+    def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
+        """Speak ``text`` with the TTS stage and return the audio (no video)."""
+        text = check_text(text)
+        if self.tts is None:
+            raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
+        return self._use(self.tts).synthesize(text, voice=voice)
+
+    def say(self, text: str, output: str | os.PathLike | None = None, *, voice: VoiceProfile | None = None) -> Video:
+        """Make a video of the portrait saying ``text``.
+
+        Raises:
+            TextError: empty text, or text over :data:`MAX_TEXT_CHARS`.
+        """
+        audio = self.synthesize(text, voice=voice)
+        return self.speak(audio, output)
+
+    def speak(self, audio: AudioLike, output: str | os.PathLike | None = None) -> Video:
+        """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate))."""
+        audio = load_audio(audio)
+        check_speech(audio)
+        path = self._output_path(output)
+        return self._use(self.writer).write(self.frames(audio), audio, path, fps=self.fps)
+
+    def frames(self, audio: Audio) -> Iterator[FrameChunk]:
+        """Stream the (enhanced) frames for ``audio`` without writing anything."""
+        prepared = self._prepared()
+        animator = self._use(self.animator)
+        enhancer = self._use(self.enhancer) if self.enhancer is not None else None
+        total = frame_count(audio.duration, self.fps)
+
+        def report(done: int, _total: int = total) -> None:
+            if self.progress is not None:
+                self.progress("animate", done, total)
+
+        produced = 0
+        for chunk in animator.animate(prepared, audio, fps=self.fps, progress=lambda d, t: report(d)):
+            if enhancer is not None:
+                n = len(chunk)
+                chunk = enhancer.enhance(chunk)
+                if len(chunk) != n:
+                    raise StageError("enhancer", enhancer.name, f"returned {len(chunk)} frames for {n}")
+                if self.progress is not None:
+                    self.progress("enhance", produced + n, total)
+            produced += len(chunk)
+            yield chunk
+        if produced != total:
+            raise StageError("animator", animator.name, f"produced {produced} frames, expected {total}")
+
+    def _output_path(self, output: str | os.PathLike | None) -> Path:
+        suffix = getattr(self.writer, "suffix", ".mp4")
+        if output is None:
+            folder = self.output_dir or Path(tempfile.gettempdir()) / "talkinghead"
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=time.strftime("talkinghead-%Y%m%d-%H%M%S-"), suffix=suffix, dir=folder)
+            os.close(fd)
+            os.unlink(name)
+            return Path(name)
+        path = Path(output)
+        if path.is_dir():
+            raise OutputError(f"output path {path} is a directory; give a file name such as {path / 'out.mp4'}")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.exists():
+            raise OutputError(f"the folder {parent} does not exist; create it first or choose another output path")
+        if not os.access(parent, os.W_OK):
+            raise OutputError(f"cannot write to the folder {parent} (permission denied); choose another output path")
+        return path
+
+    # -- conversation ------------------------------------------------------------------------
+    def ask(self, question: Union[str, AudioLike], output: str | os.PathLike | None = None) -> Reply:
+        """Answer a question (text, or speech to transcribe) with a video; remembers the exchange.
+
+        Raises:
+            NothingUnderstoodError: spoken question was silent or had fewer than ``min_words``
+                words; raised before the LLM is called.
+        """
+        timings: dict[str, float] = {}
+        transcript: Transcript | None = None
+        t0 = time.perf_counter()
+        if isinstance(question, str) and not _looks_like_audio_path(question):
+            text = check_text(question)
+        else:
+            if self.asr is None:
+                raise ConfigError("asking with audio needs an asr stage; pass asr='faster-whisper'")
+            audio = load_audio(question)
+            try:
+                check_speech(audio)
+            except Exception as exc:
+                raise NothingUnderstoodError(f"nothing was understood: {exc}") from exc
+            transcript = self._use(self.asr).transcribe(audio)
+            text = transcript.text.strip()
+            n_words = len(text.split())
+            if n_words < self.min_words:
+                raise NothingUnderstoodError(
+                    f"nothing was understood: heard {n_words} word(s) ({text!r}); "
+                    f"at least {self.min_words} are needed. Speak closer to the microphone and try again."
+                )
+            timings["asr"] = time.perf_counter() - t0
+        if self.llm is None:
+            raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
+        t1 = time.perf_counter()
+        answer = self._use(self.llm).complete(self.conversation.messages(text))
+        answer = cut_at_sentence(answer or "", self.max_answer_chars)
+        if not answer.strip():
+            raise StageError("llm", self.llm.name, "returned an empty answer; try again or rephrase the question")
+        timings["llm"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        audio = self.synthesize(answer)
+        timings["tts"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        video = self.speak(audio, output)
+        timings["video"] = time.perf_counter() - t3
+        self.conversation.add(text, answer)
+        timings["total"] = time.perf_counter() - t0
+        return Reply(question=text, answer=answer, video=video, transcript=transcript, timings=timings)
+
+    def reset(self) -> None:
+        """Forget the conversation so far."""
+        self.conversation.reset()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={v.name!r}" for k, v in self.components.items() if v is not None)
+        w, h = self.portrait.size
+        return f"<Avatar {w}×{h} {parts}, fps={self.fps:g}>"
+
+
+def check_text(text: str) -> str:
+    """Validate text to speak: not empty, at most :data:`MAX_TEXT_CHARS` characters."""
+    if not isinstance(text, str):
+        raise TextError(f"text must be a string, got {type(text).__name__}")
+    stripped = " ".join(text.split())
+    if not stripped:
+        raise TextError("the text is empty; give at least one word to say")
+    if len(stripped) > MAX_TEXT_CHARS:
+        raise TextError(
+            f"the text is {len(stripped)} characters, over the {MAX_TEXT_CHARS} limit; split it into several videos"
+        )
+    return stripped
+
+
+def _looks_like_audio_path(s: str) -> bool:
+    return Path(s).suffix.lower() in {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".webm"} and Path(s).exists()
+
+
+def _fit(portrait: Portrait, max_size: int) -> Portrait:
+    w, h = portrait.size
+    if max(w, h) <= max_size:
+        return portrait
+    import cv2
+
+    scale = max_size / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = cv2.resize(portrait.image, size, interpolation=cv2.INTER_AREA)
+    log.info("portrait downscaled from %dx%d to %dx%d (max_size=%d)", w, h, size[0], size[1], max_size)
+    return Portrait(np.ascontiguousarray(image), source=portrait.source)
+
+
+def _default_animator() -> str:
+    """``sadtalker`` when it is installed and its weights are cached, else ``viseme``."""
+    registry = get_registry()
+    if "sadtalker" in registry.names("animator"):
+        cls = registry.get("animator", "sadtalker").cls
+        available = getattr(cls, "weights_available", None)
+        try:
+            if available is not None and available():
+                log.info("animator: sadtalker (its weights are in the cache)")
+                return "sadtalker"
+        except Exception as exc:  # a broken check must not stop the default path
+            log.debug("sadtalker weights check failed: %s", exc)
+        log.info("animator: viseme (sadtalker weights not in the cache; `talkinghead weights download sadtalker`)")
+    else:
+        log.info("animator: viseme (the embedded default)")
+    return "viseme"

@@ -1,0 +1,90 @@
+"""Conversation memory for :meth:`Avatar.ask`: a system prompt and the last few exchanges."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import ChatMessage
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are the person in this portrait, talking with the user by voice. "
+    "Answer in one to three short spoken sentences, in plain words, without lists, markdown or emoji."
+)
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
+
+
+def cut_at_sentence(text: str, max_chars: int) -> str:
+    """Shorten ``text`` to at most ``max_chars`` characters, ending at a sentence boundary.
+
+    If even the first sentence is longer, it is cut at the last word boundary and ends with "…".
+    """
+    text = " ".join(text.split())
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    out = ""
+    for match in _SENTENCE_END.finditer(text + " "):
+        candidate = text[: match.start()].rstrip()
+        if len(candidate) <= max_chars:
+            out = candidate
+        else:
+            break
+    if out:
+        return out
+    head = text[:max_chars].rsplit(" ", 1)[0].rstrip(",;:-– ")
+    return head + "…"
+
+
+@dataclass
+class Conversation:
+    """What the LLM sees: the system prompt and up to ``max_exchanges`` previous exchanges.
+
+    Args:
+        system_prompt: the persona.
+        max_exchanges: how many previous question/answer pairs to send (uTalk used 2).
+    """
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_exchanges: int = 2
+    _history: deque = field(default_factory=deque, repr=False)
+
+    def messages(self, question: str) -> list[ChatMessage]:
+        """The messages to send for ``question``."""
+        msgs = [ChatMessage("system", self.system_prompt)] if self.system_prompt else []
+        for q, a in list(self._history)[-self.max_exchanges :] if self.max_exchanges > 0 else []:
+            msgs += [ChatMessage("user", q), ChatMessage("assistant", a)]
+        msgs.append(ChatMessage("user", question))
+        return msgs
+
+    def add(self, question: str, answer: str) -> None:
+        """Remember one exchange (older ones beyond ``max_exchanges`` are dropped)."""
+        self._history.append((question, answer))
+        while len(self._history) > max(self.max_exchanges, 0):
+            self._history.popleft()
+
+    @property
+    def history(self) -> Sequence[tuple[str, str]]:
+        return tuple(self._history)
+
+    def reset(self) -> None:
+        """Forget every exchange."""
+        self._history.clear()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable snapshot (see :meth:`from_dict`)."""
+        return {
+            "system_prompt": self.system_prompt,
+            "max_exchanges": self.max_exchanges,
+            "history": [list(x) for x in self._history],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        conv = cls(data.get("system_prompt", DEFAULT_SYSTEM_PROMPT), int(data.get("max_exchanges", 2)))
+        for q, a in data.get("history", []):
+            conv.add(q, a)
+        return conv

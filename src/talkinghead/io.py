@@ -1,0 +1,222 @@
+"""Reading inputs at the edge: portrait images and audio files into in-memory values.
+
+Writing outputs is the Writer stage's job; nothing else in the library touches disk.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from .errors import AudioError, ImageError
+from .types import Audio, Portrait
+
+#: Images with more pixels than this are refused (decompression bombs, accidental raw scans).
+MAX_IMAGE_PIXELS = 64_000_000
+#: Audio longer than this many seconds is refused (use batch rendering for long material).
+MAX_AUDIO_SECONDS = 600.0
+
+ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Portrait, "PIL.Image.Image"]  # noqa: F821
+AudioLike = Union[str, os.PathLike, bytes, Audio, tuple]
+
+
+def load_image(image: ImageLike) -> Portrait:
+    """Read a portrait from a path, encoded bytes, a numpy RGB array or a PIL image.
+
+    EXIF orientation is applied; alpha is composited on white; greyscale becomes RGB.
+
+    Raises:
+        ImageError: the file is missing, unreadable, not an image, corrupt or too large.
+    """
+    if isinstance(image, Portrait):
+        return image
+    if isinstance(image, np.ndarray):
+        return Portrait(_as_rgb_array(image), source=None)
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    source: str | None = None
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        source = os.fspath(path)
+        if not path.exists():
+            raise ImageError(f"portrait file not found: {path}. Check the path.")
+        if path.is_dir():
+            raise ImageError(f"portrait path is a directory, not an image file: {path}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"cannot read portrait file {path}: {exc.strerror or exc}") from exc
+    elif isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+    elif hasattr(image, "convert") and hasattr(image, "size"):
+        return Portrait(_pil_to_rgb(image), source=getattr(image, "filename", None) or None)
+    else:
+        raise ImageError(f"cannot use a {type(image).__name__} as a portrait; pass a path, bytes or an RGB array")
+
+    name = source or "the image data"
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes); give a JPEG or PNG portrait")
+    Image.MAX_IMAGE_PIXELS = None  # we apply our own, clearer limit below
+    try:
+        with Image.open(_io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageError(
+                    f"{name} is {w}×{h} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit; "
+                    "resize it (a portrait of about 512–1024 px is plenty)"
+                )
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            rgb = _pil_to_rgb(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name} is not an image format talkinghead can read; use JPEG or PNG") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name} is corrupt or truncated ({exc}); re-export it as JPEG or PNG") from exc
+    return Portrait(rgb, source=source)
+
+
+def _pil_to_rgb(im) -> np.ndarray:
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        from PIL import Image
+
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _as_rgb_array(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ImageError(f"an image array must be (H, W, 3) RGB, got shape {a.shape}")
+    if a.shape[2] == 4:
+        a = a[:, :, :3]
+    if a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating) and a.size and float(np.nanmax(a)) <= 1.0:
+            a = a * 255.0
+        a = np.clip(np.nan_to_num(a), 0, 255).astype(np.uint8)
+    if a.shape[0] * a.shape[1] > MAX_IMAGE_PIXELS:
+        raise ImageError(f"image array {a.shape[1]}×{a.shape[0]} is over the {MAX_IMAGE_PIXELS} pixel limit")
+    return np.ascontiguousarray(a)
+
+
+def load_audio(audio: AudioLike, *, sample_rate: int | None = None) -> Audio:
+    """Read speech from a path, encoded bytes, an :class:`Audio`, or a ``(samples, rate)`` tuple.
+
+    WAV, FLAC and OGG are read with soundfile; MP3, M4A and others with PyAV when it is installed.
+    Multi-channel audio is averaged to mono; integer PCM is scaled to [-1, 1].
+
+    Args:
+        sample_rate: resample to this rate if given.
+
+    Raises:
+        AudioError: missing, unreadable, empty or unsupported audio.
+    """
+    if isinstance(audio, Audio):
+        result = audio
+    elif isinstance(audio, tuple) and len(audio) == 2:
+        samples, rate = audio
+        result = Audio(_to_mono_float(np.asarray(samples)), int(rate))
+    elif isinstance(audio, np.ndarray):
+        raise AudioError("a bare sample array has no sample rate; pass (samples, sample_rate) or an Audio")
+    else:
+        result = _read_audio_file(audio)
+    if result.samples.size == 0:
+        raise AudioError("the audio is empty (0 samples); give a recording with speech in it")
+    if not np.all(np.isfinite(result.samples)):
+        raise AudioError("the audio contains NaN or infinite samples")
+    if result.duration > MAX_AUDIO_SECONDS:
+        raise AudioError(
+            f"the audio is {result.duration:.0f} s long, over the {MAX_AUDIO_SECONDS:.0f} s limit; split it"
+        )
+    if sample_rate is not None:
+        result = result.resample(sample_rate)
+    return result
+
+
+def _read_audio_file(audio) -> Audio:
+    source = "the audio data"
+    if isinstance(audio, (str, os.PathLike)):
+        path = Path(audio)
+        source = os.fspath(path)
+        if not path.exists():
+            raise AudioError(f"audio file not found: {path}. Check the path.")
+        if path.is_dir():
+            raise AudioError(f"audio path is a directory, not a file: {path}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise AudioError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
+    elif isinstance(audio, (bytes, bytearray)):
+        data = bytes(audio)
+    else:
+        raise AudioError(f"cannot use a {type(audio).__name__} as audio; pass a path, bytes or Audio")
+    if not data:
+        raise AudioError(f"{source} is empty (0 bytes)")
+    import soundfile as sf
+
+    try:
+        samples, rate = sf.read(_io.BytesIO(data), dtype="float32", always_2d=True)
+        return Audio(_to_mono_float(samples), rate)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    try:
+        return _read_with_av(data)
+    except ImportError:
+        raise AudioError(
+            f"{source} is not WAV, FLAC or OGG; to read MP3/M4A install PyAV: pip install 'talkinghead[mp4]'"
+        ) from None
+    except Exception as exc:
+        raise AudioError(f"{source} is not a readable audio file ({exc}); use WAV, FLAC, OGG or MP3") from exc
+
+
+def _read_with_av(data: bytes) -> Audio:
+    import av
+
+    with av.open(_io.BytesIO(data)) as container:
+        if not container.streams.audio:
+            raise AudioError("the file has no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate or 16000)
+        chunks = []
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+        rate = stream.rate or 16000
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return Audio(samples.astype(np.float32), rate)
+
+
+def _to_mono_float(samples: np.ndarray) -> np.ndarray:
+    if samples.ndim == 2:
+        # soundfile gives (frames, channels); accept (channels, frames) for short channel counts
+        if samples.shape[0] <= 8 and samples.shape[1] > 8:
+            samples = samples.T
+        samples = samples.mean(axis=1)
+    if samples.ndim != 1:
+        raise AudioError(f"audio samples must be 1-D or 2-D, got shape {samples.shape}")
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        samples = samples.astype(np.float32) / float(max(abs(info.min), info.max))
+    return samples.astype(np.float32)
+
+
+def check_speech(audio: Audio, *, silence_dbfs: float = -55.0) -> None:
+    """Raise :class:`AudioError` if ``audio`` is empty or silent (peak below ``silence_dbfs``)."""
+    if audio.samples.size == 0:
+        raise AudioError("the audio is empty; give a recording with speech in it")
+    peak = float(np.max(np.abs(audio.samples)))
+    if peak <= 10 ** (silence_dbfs / 20):
+        raise AudioError(
+            f"the audio is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS); "
+            "check the recording or the microphone level"
+        )

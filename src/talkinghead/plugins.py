@@ -1,0 +1,194 @@
+"""The one plug-in manager and the backend registry built from it.
+
+Built-in backends live in :mod:`talkinghead.backends` and register through the same
+``register_backends`` hook as third-party plug-ins, which are found through the ``talkinghead``
+entry-point group. Set ``TALKINGHEAD_LOAD_PLUGINS`` to a comma-separated allow-list of plug-in
+distribution names to load only those (an empty value loads no third-party plug-in).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import BackendNotFoundError, ConfigError
+from .stages import STAGES
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "talkinghead"
+ALLOW_LIST_ENV = "TALKINGHEAD_LOAD_PLUGINS"
+
+#: Modules of the built-in backends; each implements ``register_backends``.
+BUILTIN_PLUGINS: tuple[str, ...] = ("talkinghead.backends",)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A registered backend: its class and where it came from."""
+
+    stage: str
+    name: str
+    cls: type
+    plugin: str  # the distribution (or "talkinghead" for built-ins) that provides it
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(getattr(self.cls, "capabilities", frozenset()))
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.cls) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+class Registry:
+    """Backends by stage and name, filled from the plug-in manager."""
+
+    def __init__(self) -> None:
+        self._backends: dict[tuple[str, str], BackendInfo] = {}
+
+    def register(self, cls: type, plugin: str = "talkinghead") -> None:
+        stage = getattr(cls, "stage", None)
+        name = getattr(cls, "name", None)
+        if stage not in STAGES:
+            raise ConfigError(f"{cls.__qualname__} declares stage {stage!r}; expected one of {', '.join(STAGES)}")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{cls.__qualname__} must declare a non-empty string class attribute `name`")
+        key = (stage, name)
+        if key in self._backends and self._backends[key].cls is not cls:
+            log.warning(
+                "%s backend %r from %s replaces the one from %s", stage, name, plugin, self._backends[key].plugin
+            )
+        self._backends[key] = BackendInfo(stage, name, cls, plugin)
+
+    def get(self, stage: str, name: str) -> BackendInfo:
+        if stage not in STAGES:
+            raise ConfigError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        try:
+            return self._backends[(stage, name)]
+        except KeyError:
+            raise BackendNotFoundError(stage, name, self.names(stage)) from None
+
+    def names(self, stage: str) -> list[str]:
+        return sorted(n for (s, n) in self._backends if s == stage)
+
+    def all(self) -> list[BackendInfo]:
+        order = {s: i for i, s in enumerate(STAGES)}
+        return sorted(self._backends.values(), key=lambda b: (order[b.stage], b.name))
+
+    def create(self, stage: str, name: str, config: Mapping[str, Any] | None = None) -> Any:
+        """Construct the backend ``name`` of ``stage`` with keyword ``config``."""
+        info = self.get(stage, name)
+        config = dict(config or {})
+        params = _config_parameters(info.cls)
+        if params is not None:
+            unknown = sorted(set(config) - set(params))
+            if unknown:
+                raise ConfigError(
+                    f"{stage} backend {name!r} has no option {', '.join(map(repr, unknown))}; "
+                    f"options: {', '.join(sorted(params)) or 'none'}"
+                )
+        try:
+            return info.cls(**config)
+        except TypeError as exc:
+            raise ConfigError(f"bad configuration for {stage} backend {name!r}: {exc}") from exc
+
+
+def _config_parameters(cls: type) -> dict[str, inspect.Parameter] | None:
+    """Keyword parameters of the backend constructor, or None if it takes ``**kwargs``."""
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    params = {}
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            params[p.name] = p
+    return params
+
+
+def config_options(stage: str, name: str) -> dict[str, inspect.Parameter]:
+    """The constructor options of a backend (for help texts and typed CLI parsing)."""
+    return _config_parameters(get_registry().get(stage, name).cls) or {}
+
+
+def _allow_list() -> set[str] | None:
+    value = os.environ.get(ALLOW_LIST_ENV)
+    if value is None:
+        return None
+    return {v.strip() for v in value.split(",") if v.strip()}
+
+
+_lock = threading.Lock()
+_pm: pluggy.PluginManager | None = None
+_registry: Registry | None = None
+_dists: dict[str, str] = {}  # plug-in name -> distribution providing it
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process's plug-in manager: built-ins plus entry-point plug-ins, loaded once."""
+    global _pm
+    with _lock:
+        if _pm is None:
+            pm = pluggy.PluginManager(hookspecs.PROJECT)
+            pm.add_hookspecs(hookspecs)
+            for modname in BUILTIN_PLUGINS:
+                pm.register(importlib.import_module(modname), name=modname)
+            allowed = _allow_list()
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                dist = ep.dist.name if ep.dist is not None else ep.name
+                if allowed is not None and dist not in allowed and ep.name not in allowed:
+                    log.debug("plug-in %s (%s) skipped: not in %s", ep.name, dist, ALLOW_LIST_ENV)
+                    continue
+                if pm.has_plugin(ep.name):
+                    continue
+                try:
+                    pm.register(ep.load(), name=ep.name)
+                except Exception as exc:  # a broken plug-in must not break the library
+                    log.warning("could not load talkinghead plug-in %s (%s): %s", ep.name, dist, exc)
+                    continue
+                _dists[ep.name] = dist
+            pm.check_pending()
+            _pm = pm
+        return _pm
+
+
+def get_registry() -> Registry:
+    """The backend registry, built from every plug-in's ``register_backends`` hook (once)."""
+    global _registry
+    pm = get_plugin_manager()
+    with _lock:
+        if _registry is None:
+            registry = Registry()
+            for impl in pm.hook.register_backends.get_hookimpls():
+                plugin = _dists.get(impl.plugin_name, "talkinghead")
+                impl.function(register=lambda cls, _p=plugin: registry.register(cls, _p))
+            _registry = registry
+        return _registry
+
+
+def reset() -> None:
+    """Forget the plug-in manager and registry so the next use rediscovers plug-ins (for tests)."""
+    global _pm, _registry
+    with _lock:
+        _pm = None
+        _registry = None
+        _dists.clear()
+
+
+def create_backend(stage: str, name: str, **config: Any) -> Any:
+    """Construct a registered backend: ``create_backend("tts", "piper", length_scale=1.1)``."""
+    return get_registry().create(stage, name, config)

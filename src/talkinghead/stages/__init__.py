@@ -1,0 +1,37 @@
+"""One typed Protocol per pipeline stage.
+
+A backend implements one of these; :mod:`talkinghead.plugins` registers it under its ``stage`` and
+``name``. The protocols are runtime-checkable, so ``isinstance(obj, TTS)`` checks the methods.
+"""
+
+from .animator import Animator, ProgressCallback, frame_count
+from .asr import ASR
+from .base import STAGES, Backend, BackendBase
+from .enhancer import Enhancer
+from .llm import LLM
+from .tts import TTS
+from .writer import Writer
+
+PROTOCOLS: dict[str, type] = {
+    "asr": ASR,
+    "llm": LLM,
+    "tts": TTS,
+    "animator": Animator,
+    "enhancer": Enhancer,
+    "writer": Writer,
+}
+
+__all__ = [
+    "ASR",
+    "LLM",
+    "TTS",
+    "Animator",
+    "Enhancer",
+    "Writer",
+    "Backend",
+    "BackendBase",
+    "STAGES",
+    "PROTOCOLS",
+    "ProgressCallback",
+    "frame_count",
+]
