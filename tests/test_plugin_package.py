@@ -1,6 +1,7 @@
 """Build and install a real plug-in distribution, then render a video through its backend."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,13 @@ EXAMPLE = ROOT / "examples" / "talkinghead-pulse"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     pytest.importorskip("av")
+    # build from a copy so the source tree gets no build/ or egg-info folders
+    source = tmp_path_factory.mktemp("source") / "talkinghead-pulse"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     wheel_dir = tmp_path_factory.mktemp("wheel")
     target = tmp_path_factory.mktemp("site")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel_dir, EXAMPLE], check=True)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheel_dir, source], check=True)
     (wheel,) = wheel_dir.glob("talkinghead_pulse-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", target, wheel], check=True)
     return target
