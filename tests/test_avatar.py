@@ -87,6 +87,11 @@ def test_silent_and_empty_audio(small_portrait):
         av.speak((np.zeros(0, np.float32), 16000))
 
 
+def test_audio_shorter_than_a_frame(small_portrait):
+    with pytest.raises(AudioError, match="shorter than one video frame"):
+        make(small_portrait, fps=20).speak((np.full(400, 0.2, np.float32), 16000))
+
+
 def test_face_policies(small_portrait):
     two = [Face((0, 0, 60, 60)), Face((60, 60, 128, 150))]
     assert make(small_portrait, animator=FakeAnimator(faces=two)).say("fine then").n_frames > 0

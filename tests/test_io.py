@@ -106,6 +106,7 @@ def test_load_audio_mp3_via_pyav(tmp_path):
         (np.zeros(10), "sample rate"),
         ((np.zeros(0), 16000), "empty"),
         ((np.array([0.0, np.nan]), 16000), "NaN"),
+        ((np.ones(100) * 0.1, 4000), "too low for speech"),
     ],
 )
 def test_bad_audio(value, match):
