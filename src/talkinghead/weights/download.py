@@ -27,7 +27,7 @@ ByteProgress = Callable[[int, "int | None"], None]
 
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # small enough that a cut connection loses little
 
 
 class DownloadError(TalkingHeadError):
