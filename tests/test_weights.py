@@ -124,7 +124,7 @@ class Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def gets(self, path: str) -> list[dict]:
@@ -157,11 +157,15 @@ def make_manager(tmp_path: Path, *files: WeightFile, bundles=()) -> WeightsManag
         reg.add_bundle(b)
     session = requests.Session()
     session.trust_env = False
-    return WeightsManager(tmp_path / "weights", registry=reg, session=session, retries=2, backoff=0.0, sleep=lambda s: None, timeout=10)
+    return WeightsManager(
+        tmp_path / "weights", registry=reg, session=session, retries=2, backoff=0.0, sleep=lambda s: None, timeout=10
+    )
 
 
 def wf(name: str, urls, sha=PAYLOAD_SHA, size=len(PAYLOAD), group="test") -> WeightFile:
-    return WeightFile(name=name, filename=f"{name}.bin", urls=tuple(urls), sha256=sha, size=size, licence="MIT", group=group)
+    return WeightFile(
+        name=name, filename=f"{name}.bin", urls=tuple(urls), sha256=sha, size=size, licence="MIT", group=group
+    )
 
 
 # ------------------------------------------------------------------------------ downloads
@@ -284,7 +288,10 @@ def test_unhashed_file_records_sha_on_first_download_and_enforces_it(server, tmp
 
 def test_offline_error_lists_files_paths_and_urls(tmp_path):
     dead = closed_port_url()
-    files = [wf("x", [dead + "/x.bin", "hf://someone/repo@main/dir/x.bin"]), wf("y", [dead + "/y.bin"], sha=None, size=None)]
+    files = [
+        wf("x", [dead + "/x.bin", "hf://someone/repo@main/dir/x.bin"]),
+        wf("y", [dead + "/y.bin"], sha=None, size=None),
+    ]
     wm = make_manager(tmp_path, *files)
     wm.hf_endpoint = dead  # the Hub is unreachable too
     with pytest.raises(WeightsMissingError) as ei:
@@ -295,7 +302,7 @@ def test_offline_error_lists_files_paths_and_urls(tmp_path):
     assert dead + "/x.bin" in msg and dead + "/y.bin" in msg
     assert f"{dead}/someone/repo/resolve/main/dir/x.bin" in msg  # hf:// shown as a fetchable URL
     assert PAYLOAD_SHA in msg and str(len(PAYLOAD)) in msg
-    assert "talkinghead weights download x y" in msg
+    assert f"talkinghead weights download --cache-dir {wm.cache_dir} x y" in msg
     assert "cannot connect" in msg and "unreachable" in msg  # y's mirror skipped: host known dead
     assert err.files == [str(wm.path("x")), str(wm.path("y"))]
     assert not any(wm.path("x").parent.glob("*.part"))
@@ -304,7 +311,7 @@ def test_offline_error_lists_files_paths_and_urls(tmp_path):
 def test_require_reports_missing_and_downloads_on_request(server, tmp_path):
     server.files["/r.bin"] = PAYLOAD
     wm = make_manager(tmp_path, wf("r", [server.url + "/r.bin"]))
-    with pytest.raises(WeightsMissingError, match="talkinghead weights download r"):
+    with pytest.raises(WeightsMissingError, match="talkinghead weights download --cache-dir .* r"):
         wm.require("r")
     paths = wm.require("r", download=True)
     assert paths["r"].read_bytes() == PAYLOAD
@@ -388,12 +395,10 @@ def test_builtin_catalogue_and_backend_weights_are_collected(monkeypatch):
         stage, name = "enhancer", "dummy-weights"
         weights = (WeightFile("dummy-net", "dummy.pt", ("https://x/dummy.pt",), group="dummy"),)
 
-    reg_before = plugins.get_registry()
-    reg_before.register(Dummy, "test-plugin")
-    try:
-        reg = build_registry()
-    finally:
-        reg_before._backends.pop(("enhancer", "dummy-weights"))
+    backends = plugins.Registry()
+    backends.register(Dummy, "test-plugin")
+    monkeypatch.setattr(plugins, "get_registry", lambda: backends)
+    reg = build_registry()
     assert "dummy-net" in reg and reg.resolve("enhancer:dummy-weights")[0].filename == "dummy.pt"
     st = reg.get("sadtalker-256")
     assert st.size == 725066984 and st.sha256.startswith("c211f5d6")
@@ -408,7 +413,8 @@ def test_builtin_catalogue_and_backend_weights_are_collected(monkeypatch):
 
 def test_parse_hf_url():
     r = parse_hf_url("hf://vinthony/SadTalker-V002rc@main/SadTalker_V0.0.2_256.safetensors")
-    assert (r.repo_id, r.path, r.revision, r.repo_type) == ("vinthony/SadTalker-V002rc", "SadTalker_V0.0.2_256.safetensors", "main", "model")
+    assert (r.repo_id, r.revision, r.repo_type) == ("vinthony/SadTalker-V002rc", "main", "model")
+    assert r.path == "SadTalker_V0.0.2_256.safetensors"
     r = parse_hf_url("hf://spaces/vinthony/SadTalker/checkpoints/epoch_20.pth")
     assert (r.repo_type, r.revision, r.path) == ("space", "main", "checkpoints/epoch_20.pth")
     assert r.browser_url() == "https://huggingface.co/spaces/vinthony/SadTalker/resolve/main/checkpoints/epoch_20.pth"
@@ -434,7 +440,8 @@ def test_hf_url_downloads_through_huggingface_hub_with_explicit_endpoint(server,
     assert dict(os.environ) == before
     assert wm.path("h").read_bytes() == PAYLOAD
     assert seen and seen[-1] == len(PAYLOAD)
-    assert server.gets("/hf/org/repo/sub/h.bin")
+    methods = [e["method"] for e in server.log if e["path"] == "/hf/org/repo/sub/h.bin"]
+    assert "HEAD" in methods and "GET" in methods  # huggingface_hub's metadata request, then the file
     assert not (tmp_path / "weights" / ".hf" / "test").exists()  # staging cleaned up
 
 
@@ -453,7 +460,7 @@ def test_cli_functions(server, tmp_path):
     assert cmd_path(["nope"], io.StringIO(), manager=wm) == 2
     out = io.StringIO()
     assert cmd_download(["a"], out, manager=wm) == 0
-    assert "downloading a" in out.getvalue() and f"ok  a" in out.getvalue()
+    assert "downloading a" in out.getvalue() and "ok  a" in out.getvalue()
     out = io.StringIO()
     assert cmd_download(["b"], out, manager=wm) == 1 and str(wm.path("b")) in out.getvalue()
     out = io.StringIO()

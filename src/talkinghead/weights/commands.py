@@ -80,7 +80,8 @@ class _Bar:
         if total:
             frac = min(done / total, 1.0)
             fill = int(frac * self.width)
-            self.out.write(f"\r{wf.name:<28} [{'#' * fill}{' ' * (self.width - fill)}] {frac:6.1%} {_mb(done)}/{_mb(total)}")
+            bar = "#" * fill + " " * (self.width - fill)
+            self.out.write(f"\r{wf.name:<28} [{bar}] {frac:6.1%} {_mb(done)}/{_mb(total)}")
         else:
             self.out.write(f"\r{wf.name:<28} {_mb(done)}")
         if total is not None and done >= total:

@@ -55,7 +55,9 @@ class HfRef:
         return f"{base}/{prefix}{self.repo_id}/resolve/{self.revision}/{self.path}"
 
 
-_HF_RE = re.compile(r"^hf://(?:(?P<type>spaces|datasets|models)/)?(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>[^/]+))?/(?P<path>.+)$")
+_HF_RE = re.compile(
+    r"^hf://(?:(?P<type>spaces|datasets|models)/)?(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>[^/]+))?/(?P<path>.+)$"
+)
 
 
 def parse_hf_url(url: str) -> HfRef:
@@ -152,7 +154,8 @@ def http_download(
                 return
             except requests.exceptions.ConnectionError as exc:
                 if not connected and not part.exists() and _is_connect_failure(requests, exc):
-                    raise DownloadError(url, f"cannot connect ({_short(exc)})", transient=True, unreachable=True) from exc
+                    msg = f"cannot connect ({_short(exc)})"
+                    raise DownloadError(url, msg, transient=True, unreachable=True) from exc
                 last = DownloadError(url, f"connection lost ({_short(exc)})", transient=True)
             except requests.exceptions.ChunkedEncodingError as exc:
                 last = DownloadError(url, f"connection lost ({_short(exc)})", transient=True)

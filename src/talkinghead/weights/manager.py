@@ -143,7 +143,8 @@ class WeightsManager:
             return FileStatus(wf, path, CORRUPT, f"size {st.st_size} bytes, expected {wf.size}")
         entry = self.checksums.get(wf.name)
         expected = wf.sha256 or entry.get("sha256")
-        if not deep and expected and entry.get("verified") == [st.st_size, st.st_mtime_ns] and entry.get("sha256") == expected:
+        stamp_ok = entry.get("verified") == [st.st_size, st.st_mtime_ns] and entry.get("sha256") == expected
+        if not deep and expected and stamp_ok:
             return FileStatus(wf, path, OK, "verified earlier")
         actual = sha256_file(path)
         if expected and actual != expected:
@@ -202,7 +203,8 @@ class WeightsManager:
         if failures:
             failed = [wf for wf in files if wf.name in failures]
             msg = self.missing_message(failed, failures)
-            raise (WeightsChecksumError if bad_checksum else WeightsMissingError)(msg, [str(self.path(f)) for f in failed])
+            cls = WeightsChecksumError if bad_checksum else WeightsMissingError
+            raise cls(msg, [str(self.path(f)) for f in failed])
         return {wf.name: self.path(wf) for wf in files}
 
     def require(
@@ -316,9 +318,11 @@ class WeightsManager:
         the URLs to fetch it from elsewhere, its size and hash, and the commands to run."""
         files = list(files)
         reasons = reasons or {}
+        names = " ".join(f.name for f in files)
+        opt = "" if self.cache_dir == default_weights_dir() else f" --cache-dir {self.cache_dir}"
         lines = [
             f"{len(files)} weight file(s) are missing or damaged in {self.cache_dir}.",
-            "Download them with:  talkinghead weights download " + " ".join(f.name for f in files),
+            f"Download them with:  talkinghead weights download{opt} {names}",
             "Offline? Fetch them on another machine and place each file at the path shown:",
         ]
         for wf in files:
@@ -335,5 +339,5 @@ class WeightsManager:
                 lines.append("      " + ", ".join(facts))
             for reason in reasons.get(wf.name, []):
                 lines.append(f"      failed: {reason}")
-        lines.append("Then check them with:  talkinghead weights verify " + " ".join(f.name for f in files))
+        lines.append(f"Then check them with:  talkinghead weights verify{opt} {names}")
         return "\n".join(lines)

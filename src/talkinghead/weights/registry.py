@@ -219,6 +219,10 @@ def build_registry(*, backends: bool = True, catalog: bool = True) -> WeightRegi
                     names.append(wf.name)
             if names:
                 reg.add_bundle(
-                    WeightBundle(f"{info.stage}:{info.name}", tuple(names), f"files the {info.stage} backend {info.name!r} needs")
+                    WeightBundle(
+                        f"{info.stage}:{info.name}",
+                        tuple(names),
+                        f"files the {info.stage} backend {info.name!r} needs",
+                    )
                 )
     return reg
