@@ -329,6 +329,7 @@ def hf_download(
         kwargs["tqdm_class"] = _progress_bar_class(progress)
     if "etag_timeout" in params:
         kwargs["etag_timeout"] = timeout
+    _probe(kwargs["endpoint"], url, timeout)
     staging_dir.mkdir(parents=True, exist_ok=True)
     try:
         return Path(huggingface_hub.hf_hub_download(**kwargs))
@@ -337,3 +338,20 @@ def hf_download(
         text = _short(exc)
         unreachable = "LocalEntryNotFound" in name or "connect" in text.lower() or "ConnectError" in repr(exc)
         raise DownloadError(url, f"{name}: {text}", transient=True, unreachable=unreachable) from exc
+
+
+def _probe(endpoint: str, url: str, timeout: float) -> None:
+    """Fail fast when the Hub's host cannot be reached at all (huggingface_hub would otherwise
+    retry for about 20 s). Skipped when a proxy is configured, since only the proxy may connect."""
+    import socket
+    import urllib.request
+
+    parts = urlsplit(endpoint)
+    if not parts.hostname or urllib.request.getproxies().get(parts.scheme):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=min(timeout, 10.0)).close()
+    except OSError as exc:
+        msg = f"cannot connect to {parts.hostname}:{port} ({exc})"
+        raise DownloadError(url, msg, transient=True, unreachable=True) from exc
