@@ -75,3 +75,14 @@ def test_typed_conversion():
 def test_version_and_help():
     assert run("--version")[0] == 0
     assert run()[0] == 2
+
+
+def test_weights_commands(tmp_path):
+    code, out, _ = run("weights", "path", "--cache-dir", str(tmp_path))
+    assert code == 0 and str(tmp_path) in out
+    code, out, _ = run("weights", "list", "--cache-dir", str(tmp_path))
+    assert code == 0 and "sadtalker-256" in out and "missing" in out
+    code, out, err = run("weights", "verify", "sadtalker", "--cache-dir", str(tmp_path))
+    assert "missing" in (out + err).lower()
+    code, out, err = run("weights", "download", "no-such-file", "--cache-dir", str(tmp_path))
+    assert code == 2

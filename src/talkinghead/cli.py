@@ -226,13 +226,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)
 
-    for extend in _EXTENSIONS:
-        extend(sub)
+    _add_weights(sub)
     return parser
 
 
-#: Functions adding more sub-commands (weights, ask, chat, voices...), each ``f(subparsers)``.
-_EXTENSIONS: list = []
+def _add_weights(sub) -> None:
+    p = sub.add_parser("weights", help="list, download, verify or locate model weights")
+    p.add_argument("action", choices=("list", "download", "verify", "path"))
+    p.add_argument("names", nargs="*", help="files, groups or bundles (e.g. sadtalker, gfpgan); default: all")
+    p.add_argument("--cache-dir", help="weights directory (default: the user cache, or $TALKINGHEAD_CACHE/weights)")
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_weights)
+
+
+def cmd_weights(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .weights import commands
+
+    if args.action == "list":
+        return commands.cmd_list(out, cache_dir=args.cache_dir)
+    if args.action == "download":
+        return commands.cmd_download(
+            args.names, out, cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress
+        )
+    if args.action == "verify":
+        return commands.cmd_verify(args.names, out, cache_dir=args.cache_dir)
+    return commands.cmd_path(args.names, out, cache_dir=args.cache_dir)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -256,6 +275,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except TalkingHeadError as exc:
         err.write(f"error: {exc}\n")
         return 1
