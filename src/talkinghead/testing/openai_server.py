@@ -35,7 +35,7 @@ __all__ = ["OpenAIServer", "RecordedRequest", "parse_multipart"]
 
 @dataclass
 class RecordedRequest:
-    """One request the server received."""
+    """One request the server received (header names in lower case)."""
 
     method: str
     path: str
@@ -246,7 +246,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             self._send_json(status, {"error": {"message": message, "type": kind, "code": code}}, headers)
 
         def do_GET(self) -> None:  # noqa: N802
-            record = RecordedRequest("GET", self.path, dict(self.headers))
+            record = RecordedRequest("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
             server.requests.append(record)
             if self.path.rstrip("/").endswith("/models"):
                 self._send_json(200, {"object": "list", "data": [{"id": "test-model", "object": "model"}]})
@@ -257,7 +257,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            record = RecordedRequest("POST", self.path, dict(self.headers))
+            record = RecordedRequest("POST", self.path, {k.lower(): v for k, v in self.headers.items()})
             ctype = self.headers.get("Content-Type", "")
             try:
                 if ctype.startswith("multipart/form-data"):
@@ -282,11 +282,11 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._error(status, f"scripted failure {status}")
                 return
             path = self.path.split("?", 1)[0].rstrip("/")
-            if path.endswith("/chat/completions"):
+            if path == "/v1/chat/completions":
                 self._chat(record)
-            elif path.endswith("/audio/transcriptions"):
+            elif path == "/v1/audio/transcriptions":
                 self._transcribe(record)
-            elif path.endswith("/audio/speech"):
+            elif path == "/v1/audio/speech":
                 self._speech(record)
             else:
                 record.status = 404
