@@ -164,7 +164,7 @@ class OpenAIServer:
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="openai-test-server", daemon=True)
+        self._thread = threading.Thread(target=lambda: httpd.serve_forever(poll_interval=0.05), name="openai-test-server", daemon=True)
         self._thread.start()
         return self
 
