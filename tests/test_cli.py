@@ -86,3 +86,26 @@ def test_weights_commands(tmp_path):
     assert "missing" in (out + err).lower()
     code, out, err = run("weights", "download", "no-such-file", "--cache-dir", str(tmp_path))
     assert code == 2
+
+
+def test_ask_and_voices_commands(fakes, portrait_path, tmp_path, monkeypatch):
+    import json
+
+    from talkinghead.testing.openai_server import OpenAIServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with OpenAIServer() as server:
+        server.enqueue("I walked on the moon. It was quiet.")
+        code, out, err = run(
+            "ask", "-i", str(portrait_path), "--question", "What did you do?", "--json",
+            "--tts", "fake", "--animator", "fake", "--writer", "memory",
+            "--set", f"llm.base_url={server.base_url}", "--set", "llm.retries=0",
+            "--output-dir", str(tmp_path),
+        )
+        assert code == 0, err
+        reply = json.loads(out)
+        assert reply["answer"].startswith("I walked on the moon")
+        sent = server.chat_requests()[-1].json["messages"]
+        assert sent[-1] == {"role": "user", "content": "What did you do?"}
+    code, out, _ = run("voices", "--tts", "piper")
+    assert code == 0 and "en_US-joe-medium" in out

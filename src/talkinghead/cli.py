@@ -130,7 +130,7 @@ class ProgressBar:
 
 
 # -- commands --------------------------------------------------------------------------------------
-def _build_avatar(args: argparse.Namespace, progress: ProgressBar):
+def _build_avatar(args: argparse.Namespace, progress: ProgressBar, **extra: Any):
     from .avatar import Avatar, _default_animator
 
     settings = parse_settings(args.set or [])
@@ -153,7 +153,7 @@ def _build_avatar(args: argparse.Namespace, progress: ProgressBar):
                 raise ConfigError(f"--set {stage}.…: give --{stage} NAME to choose that stage's backend")
         if name is not None:
             specs[stage] = (name, typed_config(stage, name, raw))
-    kwargs: dict[str, Any] = {"fps": args.fps, "progress": progress}
+    kwargs: dict[str, Any] = {"fps": args.fps, "progress": progress, **extra}
     if getattr(args, "multiple_faces", None):
         kwargs["multiple_faces"] = args.multiple_faces
     return Avatar(args.image, **specs, **kwargs)
@@ -197,9 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def render_flags(p: argparse.ArgumentParser) -> None:
+    def render_flags(p: argparse.ArgumentParser, output_required: bool = True) -> None:
         p.add_argument("--image", "-i", required=True, help="portrait image (JPEG/PNG)")
-        p.add_argument("--output", "-o", required=True, help="output video file (.mp4)")
+        if output_required:
+            p.add_argument("--output", "-o", required=True, help="output video file (.mp4)")
+        else:
+            p.add_argument("--output", "-o", help="output video file (default: a new file in --output-dir)")
+            p.add_argument("--output-dir", help="folder for videos without an explicit --output")
         p.add_argument("--fps", type=float, default=20.0, help="frames per second (default 20)")
         for stage in ("tts", "animator", "enhancer", "writer"):
             p.add_argument(f"--{stage}", metavar="NAME", help=f"{stage} backend (see `talkinghead plugins`)")
@@ -226,8 +230,80 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)
 
+    _add_conversation(sub, render_flags)
     _add_weights(sub)
     return parser
+
+
+def _add_conversation(sub, render_flags) -> None:
+    def convo_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--asr", metavar="NAME", default="faster-whisper", help="ASR backend (default faster-whisper)")
+        p.add_argument("--llm", metavar="NAME", default="openai", help="LLM backend (default openai; --set llm.base_url=...)")
+        p.add_argument("--system-prompt", help="the persona / system prompt")
+        p.add_argument("--memory", type=int, default=2, help="previous exchanges sent to the LLM (default 2)")
+        p.add_argument("--json", action="store_true", help="one JSON object per reply")
+
+    p = sub.add_parser("ask", help="answer one question (text or speech) with a video")
+    render_flags(p, output_required=False)
+    convo_flags(p)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--question", "-Q", help="the question as text")
+    group.add_argument("--audio", "-a", help="the question as speech (WAV, FLAC, OGG, MP3)")
+    p.add_argument("--language", help="language of the spoken question (default: detect)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="interactive conversation: a question per line, a video per answer")
+    render_flags(p, output_required=False)
+    convo_flags(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("voices", help="list the voices of a TTS backend")
+    p.add_argument("--tts", required=True, metavar="NAME")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="backend option, repeatable")
+    p.set_defaults(func=cmd_voices)
+
+
+def _conversation_avatar(args: argparse.Namespace, progress: ProgressBar):
+    extra: dict[str, Any] = {"memory": args.memory}
+    if args.system_prompt:
+        extra["system_prompt"] = args.system_prompt
+    if getattr(args, "output_dir", None):
+        extra["output_dir"] = args.output_dir
+    return _build_avatar(args, progress, **extra)
+
+
+def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .chat import run_ask
+
+    progress = ProgressBar(err, enabled=not args.quiet)
+    if args.question is not None:
+        args.asr = None  # a typed question needs no speech recognition
+    try:
+        avatar = _conversation_avatar(args, progress)
+        return run_ask(
+            question=args.question, audio=args.audio, output=args.output, avatar=avatar,
+            language=args.language, json_output=args.json, stdout=out, stderr=err,
+        )
+    finally:
+        progress.close()
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .chat import run_chat
+
+    avatar = _conversation_avatar(args, ProgressBar(err, enabled=False))
+    interactive = sys.stdin.isatty()
+    if interactive:
+        err.write("talkinghead chat: type a question (or the path of a recording); /reset, /quit\n")
+    return run_chat(avatar, sys.stdin, out, error_stream=err, json_output=args.json, prompt="you> " if interactive else None)
+
+
+def cmd_voices(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .chat import list_voices
+
+    raw = parse_settings(args.set or [])
+    config = typed_config("tts", args.tts, {**raw.get("", {}), **raw.get("tts", {})})
+    return list_voices(args.tts, config, stdout=out, stderr=err)
 
 
 def _add_weights(sub) -> None:
