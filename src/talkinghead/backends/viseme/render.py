@@ -52,7 +52,7 @@ class FrameRenderer:
         c0, c1 = max(uu[0], ul[0]), min(uu[-1], ul[-1])
         h = float(max(1.0, np.max(np.interp(np.linspace(c0, c1, 16), ul, vl) - np.interp(np.linspace(c0, c1, 16), uu, vu))))
         x0, y0, x1, y1 = bank.roi
-        corners = np.array([[c0 - 2, vu.min() - 2], [c1 + 2, vu.min() - 2], [c0 - 2, vl.max() + 2], [c1 + 2, vl.max() + 2]])
+        corners = np.array([[c0 - 4, vu.min() - 4], [c1 + 4, vu.min() - 4], [c0 - 4, vl.max() + 3], [c1 + 4, vl.max() + 3]])
         pts = g.origin + corners[:, :1] * g.eu + corners[:, 1:] * g.ev
         ex0, ey0 = int(max(x0, np.floor(pts[:, 0].min()) - 2)), int(max(y0, np.floor(pts[:, 1].min()) - 2))
         ex1, ey1 = int(min(x1, np.ceil(pts[:, 0].max()) + 2)), int(min(y1, np.ceil(pts[:, 1].max()) + 2))
@@ -60,7 +60,10 @@ class FrameRenderer:
         rel = bank.grid[sl].astype(np.float64) - g.origin
         # Lid skin: the skin just below the eye, sampled from the portrait.
         mid_u = (c0 + c1) / 2
-        probe = np.array([[mid_u + du * (c1 - c0) * 0.25, np.interp(mid_u, ul, vl) + dv * h] for du in (-1, 0, 1) for dv in (0.9, 1.3, 1.7)])
+        probe = np.array(
+            [[mid_u + du * (c1 - c0) * 0.25, np.interp(mid_u, ul, vl) + dv * h] for du in (-1, 0, 1) for dv in (0.9, 1.3)]
+            + [[mid_u + du * (c1 - c0) * 0.25, np.interp(mid_u, uu, vu) - dv * h] for du in (-1, 0, 1) for dv in (0.8, 1.1)]
+        )
         pp = g.origin + probe[:, :1] * g.eu + probe[:, 1:] * g.ev
         hh, ww = self.image.shape[:2]
         xs = np.clip(np.round(pp[:, 0]).astype(int), 0, ww - 1)
@@ -117,15 +120,15 @@ class FrameRenderer:
         v = mv + disp[..., 0] * g.ev[0] + disp[..., 1] * g.ev[1]
         top, bot = np.interp(u, uu, vu), np.interp(u, ul, vl)
         span = max(1.0, (c1 - c0) / 2)
-        inside = smoothstep((1.0 - np.abs(u - (c0 + c1) / 2) / span) / 0.15)
+        inside = smoothstep((1.12 - np.abs(u - (c0 + c1) / 2) / span) / 0.2)
         edge = top + blink * 1.05 * (bot - top)
         # The lid covers the eye from above its lash line (3 px) down to its moving edge.
-        lid = np.clip(edge - v + 0.5, 0.0, 1.0) * np.clip((v - top + 4.0) / 2.0, 0.0, 1.0) * inside
+        lid = np.clip(edge - v + 0.5, 0.0, 1.0) * np.clip((v - top + 4.0) / 3.0, 0.0, 1.0) * inside
         if not lid.any():
             return
         col = skin * (1.0 - 0.1 * np.clip((v - top) / np.maximum(bot - top, 1.0), 0.0, 1.0))[..., None]
-        lash = np.clip(1.0 - np.abs(v - edge + 0.5), 0.0, 1.0) * inside * smoothstep((blink - 0.4) / 0.5)
-        col = col * (1.0 - 0.5 * lash[..., None])
+        lash = np.clip(1.0 - np.abs(v - edge + 0.6), 0.0, 1.0) * inside * smoothstep((blink - 0.4) / 0.5)
+        col = col * (1.0 - 0.45 * lash[..., None])
         a = np.maximum(lid, lash)[..., None] * min(1.0, blink * 1.5)
         region = patch[sl]
         region[...] = np.clip(region * (1.0 - a) + col * a + 0.5, 0, 255).astype(np.uint8)
