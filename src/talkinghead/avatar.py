@@ -18,7 +18,7 @@ import numpy as np
 
 from .cache import ModelCache, default_cache
 from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation, cut_at_sentence
-from .errors import ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
+from .errors import AudioError, ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
 from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
 from .plugins import get_registry
 from .stages import PROTOCOLS, frame_count
@@ -170,6 +170,11 @@ class Avatar:
         """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate))."""
         audio = load_audio(audio)
         check_speech(audio)
+        if audio.duration < 1.0 / self.fps:
+            raise AudioError(
+                f"the audio is {audio.duration * 1000:.0f} ms long, shorter than one video frame at "
+                f"{self.fps:g} fps; give at least {1000 / self.fps:.0f} ms of speech"
+            )
         path = self._output_path(output)
         return self._use(self.writer).write(self.frames(audio), audio, path, fps=self.fps)
 
