@@ -54,7 +54,8 @@ def main() -> None:
         rows.append((size, prep_s, best_first, best_fps, best_fps / args.fps, prepared.fields.roi))
     print(f"viseme animator, {args.seconds:g} s of audio at {args.fps:g} fps, best of {args.repeats}; "
           f"{os.cpu_count()} CPUs visible, cv2 threads {cv2.getNumThreads()}")
-    print(f"{'size':>6} | {'prepare s':>9} | {'first chunk ms':>14} | {'frames/s':>8} | {'× real time':>11} | head ROI")
+    header = f"{'size':>6} | {'prepare s':>9} | {'first chunk ms':>14} | {'frames/s':>8} | {'× real time':>11}"
+    print(header + " | head ROI")
     print("-" * 75)
     for size, prep_s, first, fps, rt, roi in rows:
         w, h = roi[2] - roi[0], roi[3] - roi[1]

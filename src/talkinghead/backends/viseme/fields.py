@@ -180,7 +180,8 @@ def _blink(g: FaceGeometry, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         top = np.interp(u, uu, vu)
         bot = np.interp(u, ul, vl)
         h = np.where((u > c0) & (u < c1), np.maximum(bot - top, 0.0), 0.0)
-        hmax = max(1.0, float(np.max(np.interp(np.linspace(c0, c1, 32), ul, vl) - np.interp(np.linspace(c0, c1, 32), uu, vu))))
+        us = np.linspace(c0, c1, 32)
+        hmax = max(1.0, float(np.max(np.interp(us, ul, vl) - np.interp(us, uu, vu))))
         s = np.where(
             v > bot,
             1.0 - smoothstep((v - bot) / (0.5 * hmax)),
@@ -254,7 +255,8 @@ def build_fields(pts: np.ndarray, image_size: tuple[int, int], *, jaw_scale: flo
     bank *= np.asarray(taper, np.float32)[None, ..., None]
     grid = np.stack([gx, gy], axis=-1).astype(np.float32)
     # Mouth ROI: where the mouth interior can appear (relative to the head ROI).
-    span = np.array([[c0 - 4, -jaw_px * 0.3 - 4], [c1 + 4, jaw_px + g.rest_gap + 6], [c0 - 4, jaw_px + 6], [c1 + 4, -jaw_px * 0.3 - 4]])
+    top, bottom = -jaw_px * 0.3 - 4, jaw_px + g.rest_gap + 6
+    span = np.array([[c0 - 4, top], [c1 + 4, bottom], [c0 - 4, bottom], [c1 + 4, top]])
     corners = g.origin + span[:, :1] * g.eu + span[:, 1:] * g.ev
     mx0 = int(max(x0, np.floor(corners[:, 0].min()) - 3)) - x0
     mx1 = int(min(x1, np.ceil(corners[:, 0].max()) + 3)) - x0

@@ -50,9 +50,11 @@ class FrameRenderer:
         g, bank = self.bank.geometry, self.bank
         uu, vu, ul, vl = eye
         c0, c1 = max(uu[0], ul[0]), min(uu[-1], ul[-1])
-        h = float(max(1.0, np.max(np.interp(np.linspace(c0, c1, 16), ul, vl) - np.interp(np.linspace(c0, c1, 16), uu, vu))))
+        us = np.linspace(c0, c1, 16)
+        h = float(max(1.0, np.max(np.interp(us, ul, vl) - np.interp(us, uu, vu))))
         x0, y0, x1, y1 = bank.roi
-        corners = np.array([[c0 - 4, vu.min() - 4], [c1 + 4, vu.min() - 4], [c0 - 4, vl.max() + 3], [c1 + 4, vl.max() + 3]])
+        lo_v, hi_v = vu.min() - 4, vl.max() + 3
+        corners = np.array([[c0 - 4, lo_v], [c1 + 4, lo_v], [c0 - 4, hi_v], [c1 + 4, hi_v]])
         pts = g.origin + corners[:, :1] * g.eu + corners[:, 1:] * g.ev
         ex0, ey0 = int(max(x0, np.floor(pts[:, 0].min()) - 2)), int(max(y0, np.floor(pts[:, 1].min()) - 2))
         ex1, ey1 = int(min(x1, np.ceil(pts[:, 0].max()) + 2)), int(min(y1, np.ceil(pts[:, 1].max()) + 2))
@@ -61,8 +63,8 @@ class FrameRenderer:
         # Lid skin: the skin just below the eye, sampled from the portrait.
         mid_u = (c0 + c1) / 2
         probe = np.array(
-            [[mid_u + du * (c1 - c0) * 0.25, np.interp(mid_u, ul, vl) + dv * h] for du in (-1, 0, 1) for dv in (0.9, 1.3)]
-            + [[mid_u + du * (c1 - c0) * 0.25, np.interp(mid_u, uu, vu) - dv * h] for du in (-1, 0, 1) for dv in (0.8, 1.1)]
+            [[mid_u + du * (c1 - c0) / 4, np.interp(mid_u, ul, vl) + dv * h] for du in (-1, 0, 1) for dv in (0.9, 1.3)]
+            + [[mid_u + du * (c1 - c0) / 4, np.interp(mid_u, uu, vu) - dv * h] for du in (-1, 0, 1) for dv in (0.8, 1)]
         )
         pp = g.origin + probe[:, :1] * g.eu + probe[:, 1:] * g.ev
         hh, ww = self.image.shape[:2]
