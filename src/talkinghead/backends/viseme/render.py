@@ -53,7 +53,7 @@ class FrameRenderer:
         us = np.linspace(c0, c1, 16)
         h = float(max(1.0, np.max(np.interp(us, ul, vl) - np.interp(us, uu, vu))))
         x0, y0, x1, y1 = bank.roi
-        lo_v, hi_v = vu.min() - 4, vl.max() + 3
+        lo_v, hi_v = vu.min() - 6, vl.max() + 3
         corners = np.array([[c0 - 4, lo_v], [c1 + 4, lo_v], [c0 - 4, hi_v], [c1 + 4, hi_v]])
         pts = g.origin + corners[:, :1] * g.eu + corners[:, 1:] * g.ev
         ex0, ey0 = int(max(x0, np.floor(pts[:, 0].min()) - 2)), int(max(y0, np.floor(pts[:, 1].min()) - 2))
@@ -71,7 +71,16 @@ class FrameRenderer:
         xs = np.clip(np.round(pp[:, 0]).astype(int), 0, ww - 1)
         ys = np.clip(np.round(pp[:, 1]).astype(int), 0, hh - 1)
         skin = np.median(self.image[ys, xs].astype(np.float64), axis=0) * 0.88
-        return sl, rel @ g.eu, rel @ g.ev, (uu, vu, ul, vl, c0, c1), skin
+        # Lid texture: the skin under the eye, mirrored about the lower lid, toned to the lid colour.
+        mu, mv = rel @ g.eu, rel @ g.ev
+        bot = np.interp(mu, ul, vl)
+        mirror = 2.0 * bot - np.minimum(mv, bot) + 2.0
+        src = g.origin + mu[..., None] * g.eu + mirror[..., None] * g.ev
+        cv2 = self._cv2
+        tex = cv2.remap(self.image, src.astype(np.float32), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        tex = tex.astype(np.float64)
+        tex = cv2.GaussianBlur(tex, (0, 0), 0.6) * (skin / np.maximum(np.median(tex.reshape(-1, 3), axis=0), 1.0))
+        return sl, mu, mv, (uu, vu, ul, vl, c0, c1), tex
 
     def weights(self, jaw: float, spread: float, pucker: float, blink: float, head: np.ndarray) -> np.ndarray:
         """The field weights of one frame (jaw blends the two precomputed levels around it)."""
@@ -117,18 +126,18 @@ class FrameRenderer:
     def _eyelid(self, patch: np.ndarray, disp: np.ndarray, eye, blink: float) -> None:
         """Paint the upper lid coming down over the eye, with a dark lash line at its edge."""
         g = self.bank.geometry
-        sl, mu, mv, (uu, vu, ul, vl, c0, c1), skin = eye
+        sl, mu, mv, (uu, vu, ul, vl, c0, c1), skin = eye  # skin: the lid texture
         u = mu + disp[..., 0] * g.eu[0] + disp[..., 1] * g.eu[1]
         v = mv + disp[..., 0] * g.ev[0] + disp[..., 1] * g.ev[1]
         top, bot = np.interp(u, uu, vu), np.interp(u, ul, vl)
         span = max(1.0, (c1 - c0) / 2)
         inside = smoothstep((1.12 - np.abs(u - (c0 + c1) / 2) / span) / 0.2)
         edge = top + blink * 1.05 * (bot - top)
-        # The lid covers the eye from above its lash line (3 px) down to its moving edge.
-        lid = np.clip(edge - v + 0.5, 0.0, 1.0) * np.clip((v - top + 4.0) / 3.0, 0.0, 1.0) * inside
+        # The lid covers the eye from above its lash line (3-5 px) down to its moving edge.
+        lid = np.clip(edge - v + 0.5, 0.0, 1.0) * np.clip((v - top + 5.5) / 2.5, 0.0, 1.0) * inside
         if not lid.any():
             return
-        col = skin * (1.0 - 0.1 * np.clip((v - top) / np.maximum(bot - top, 1.0), 0.0, 1.0))[..., None]
+        col = skin * (1.0 - 0.12 * np.clip((v - top) / np.maximum(bot - top, 1.0), 0.0, 1.0))[..., None]
         lash = np.clip(1.0 - np.abs(v - edge + 0.6), 0.0, 1.0) * inside * smoothstep((blink - 0.4) / 0.5)
         col = col * (1.0 - 0.45 * lash[..., None])
         a = np.maximum(lid, lash)[..., None] * min(1.0, blink * 1.5)
