@@ -22,6 +22,7 @@ from _viseme_measure import best_lag_correlation, lip_apertures, silent_stretche
 from talkinghead import Avatar  # noqa: E402
 from talkinghead.backends.piper import PiperTTS  # noqa: E402
 from talkinghead.backends.viseme import VisemeAnimator  # noqa: E402
+from talkinghead.backends.viseme.timeline import compute_drive  # noqa: E402
 from talkinghead.cache import ModelCache  # noqa: E402
 from talkinghead.io import load_image  # noqa: E402
 from talkinghead.testing import MemoryWriter  # noqa: E402
@@ -49,7 +50,7 @@ def rest_aperture(portrait):
     return float(lip_apertures(portrait.image[None])[0])
 
 
-def check_sync(frames, audio, rest, *, min_r):
+def check_sync(frames, audio, rest, *, min_r, seed):
     """Assert the lip-sync criteria; returns (r, lag, worst silent deviation) for the record."""
     ap = lip_apertures(frames)
     assert np.isfinite(ap).mean() > 0.95, "mediapipe must find the face in the rendered frames"
@@ -61,13 +62,16 @@ def check_sync(frames, audio, rest, *, min_r):
     assert stretches, "the test audio must contain a pause longer than 200 ms"
     speaking_range = np.nanpercentile(ap, 95) - rest
     assert speaking_range > 0.05, "the mouth must open visibly while speaking"
+    # mediapipe's lip landmarks shift a little when the eyes close, so frames of a blink (known from
+    # the animator's seeded drive) are left out of the rest check.
+    blinking = compute_drive(audio, FPS, len(frames), seed=seed).blink > 0.3
     worst = 0.0
     for a, b in stretches:
-        dev = float(np.nanmax(np.abs(ap[a:b] - rest)))
+        seen = ~blinking[a:b]
+        assert seen.sum() >= 2
+        dev = float(np.nanmax(np.abs(ap[a:b][seen] - rest)))
         worst = max(worst, dev)
-        # mediapipe's lip estimate jitters a little with blinks and head sway (the jaw weight itself is
-        # exactly zero there, see test_viseme.py), hence a tolerance of 30 % of the speaking range.
-        assert dev < 0.3 * speaking_range, f"mouth not at rest in silent frames {a}-{b}: deviation {dev:.3f}"
+        assert dev < 0.2 * speaking_range, f"mouth not at rest in silent frames {a}-{b}: deviation {dev:.3f}"
     print(f"r={r:.3f} lag={lag} silent_max_dev={worst:.4f} rest={rest:.3f} range={speaking_range:.3f}")
     return r, lag, worst
 
@@ -76,7 +80,7 @@ def test_lip_aperture_follows_speech_with_phonemes(speech, portrait, rest_apertu
     animator = VisemeAnimator(seed=1)
     prepared = animator.prepare(portrait)
     frames = np.concatenate([c.frames for c in animator.animate(prepared, speech, fps=FPS)])
-    check_sync(frames, speech, rest_aperture, min_r=0.6)
+    check_sync(frames, speech, rest_aperture, min_r=0.6, seed=1)
 
 
 def test_speak_audio_without_phoneme_timings(speech, portrait, rest_aperture):
@@ -85,4 +89,4 @@ def test_speak_audio_without_phoneme_timings(speech, portrait, rest_aperture):
     bare = replace(speech, phonemes=())
     avatar.speak(bare, "unused.mp4")
     assert writer.frames is not None
-    check_sync(writer.frames, bare, rest_aperture, min_r=0.6)
+    check_sync(writer.frames, bare, rest_aperture, min_r=0.6, seed=0)
