@@ -185,3 +185,14 @@ def test_missing_mediapipe(monkeypatch):
     with pytest.raises(MissingDependencyError) as info:
         VisemeAnimator().load()
     assert info.value.extra == "viseme" and info.value.package == "mediapipe"
+
+
+def test_mouth_scale_widens_the_opening(portrait):
+    audio = tone_speech(["a", "b"])
+    spans = []
+    for scale in (0.5, 1.0, 1.6):
+        anim = VisemeAnimator(mouth_scale=scale, blink_rate=0, head_motion=0)
+        prep = anim.prepare(portrait)
+        frames = render(anim, prep, audio)
+        spans.append(np.abs(frames.astype(np.int16) - portrait.image).sum())
+    assert spans[0] < spans[1] < spans[2]

@@ -102,7 +102,8 @@ class VisemeAnimator(BackendBase):
         from .fields import build_fields
 
         face = self._detector.find(portrait.image, multiple_faces=multiple_faces)
-        bank = build_fields(face.landmarks, portrait.size)
+        # Openings wider than the default need larger fields; narrower ones just scale the drive.
+        bank = build_fields(face.landmarks, portrait.size, jaw_scale=max(1.0, self.mouth_scale))
         log.debug("viseme: face %s, head ROI %s, jaw %.1f px", face.box, bank.roi, bank.jaw_px)
         return PreparedPortrait(portrait.image, face, bank)
 
@@ -121,7 +122,7 @@ class VisemeAnimator(BackendBase):
             fps,
             n,
             seed=self.seed,
-            mouth_scale=self.mouth_scale,
+            mouth_scale=self.mouth_scale / prepared.fields.jaw_scale,
             blink_rate=self.blink_rate,
             head_motion=self.head_motion,
             use_phonemes=self.use_phonemes,

@@ -141,6 +141,7 @@ class FieldBank:
     grid: np.ndarray
     jaw_px: float
     mouth_roi: tuple[int, int, int, int]
+    jaw_scale: float = 1.0
 
     def index(self, name: str) -> int:
         return self.names.index(name)
@@ -262,4 +263,4 @@ def build_fields(pts: np.ndarray, image_size: tuple[int, int], *, jaw_scale: flo
     mx1 = int(min(x1, np.ceil(corners[:, 0].max()) + 3)) - x0
     my0 = int(max(y0, np.floor(corners[:, 1].min()) - 3)) - y0
     my1 = int(min(y1, np.ceil(corners[:, 1].max()) + 3)) - y0
-    return FieldBank(g, (x0, y0, x1, y1), bank, tuple(names), grid, jaw_px, (mx0, my0, mx1, my1))
+    return FieldBank(g, (x0, y0, x1, y1), bank, tuple(names), grid, jaw_px, (mx0, my0, mx1, my1), float(jaw_scale))
