@@ -22,6 +22,7 @@ BUILTIN_BACKENDS: tuple[str, ...] = (
     "openai_llm:OpenAILLM",
     "llama_cpp:LlamaCppLLM",
     "mp4:Mp4Writer",
+    "viseme:VisemeAnimator",
 )
 
 

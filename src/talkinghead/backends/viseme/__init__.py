@@ -1,0 +1,11 @@
+"""The ``viseme`` animator: the portrait itself, warped by per-portrait fields driven by visemes.
+
+Modules: :mod:`.landmarks` (mediapipe face detection and mesh), :mod:`.fields` (deformation
+fields, built once per portrait), :mod:`.timeline` (per-frame weights from phonemes and loudness),
+:mod:`.render` (one remap per frame plus the mouth interior), :mod:`.animator` (the backend).
+Nothing heavy is imported here: mediapipe and OpenCV load in ``load()`` / ``prepare()``.
+"""
+
+from .animator import PreparedPortrait, VisemeAnimator
+
+__all__ = ["VisemeAnimator", "PreparedPortrait"]
