@@ -43,6 +43,18 @@ def test_h264_aac_lengths_agree(tmp_path, fps):
     assert abs(vdur - audio.duration) <= 1 / fps + 1e-6
 
 
+def test_file_mode_follows_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        Mp4Writer().write(chunks(2), None, tmp_path / "m.mp4", fps=10)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.mp4").stat().st_mode) == 0o644
+
+
 def test_odd_frame_size_is_padded(tmp_path):
     video = Mp4Writer().write(chunks(4, h=31, w=33), None, tmp_path / "odd.mp4", fps=10)
     assert video.n_frames == 4 and (video.width, video.height) == (33, 31)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -50,11 +50,12 @@ class Mp4Writer(BackendBase):
         """Encode ``frames`` (and ``audio``) to ``path``; on error nothing is left at ``path``."""
         path = Path(path)
         folder = path.parent if str(path.parent) else Path(".")
+        tmp = folder / f".{path.stem}-{uuid.uuid4().hex[:8]}.part.mp4"
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".part.mp4", dir=folder)
+            # os.open with 0o666 honours the user's umask (mkstemp would make the video owner-only)
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except OSError as exc:
             raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}; choose another output path") from exc
-        os.close(fd)
         try:
             video = self._encode(frames, audio, Path(tmp), fps)
             os.replace(tmp, path)
