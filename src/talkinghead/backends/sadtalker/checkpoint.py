@@ -84,7 +84,11 @@ def read_state(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return dict(load_file(str(path), device="cpu"))
+            flat = dict(load_file(str(path), device="cpu"))
+            for k, v in flat.items():  # scalar counters may come back as shape (1,); keep them 0-d
+                if k.endswith("num_batches_tracked") and v.numel() == 1 and v.dim() != 0:
+                    flat[k] = v.reshape(())
+            return flat
         import torch
 
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
