@@ -17,8 +17,8 @@ from typing import Any, Union
 import numpy as np
 
 from .cache import ModelCache, default_cache
-from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation, cut_at_sentence
-from .errors import ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
+from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation, clean_for_speech, cut_at_sentence
+from .errors import AudioError, ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
 from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
 from .plugins import get_registry
 from .stages import PROTOCOLS, frame_count
@@ -170,6 +170,11 @@ class Avatar:
         """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate))."""
         audio = load_audio(audio)
         check_speech(audio)
+        if audio.duration < 1.0 / self.fps:
+            raise AudioError(
+                f"the audio is {audio.duration * 1000:.0f} ms long, shorter than one video frame at "
+                f"{self.fps:g} fps; give at least {1000 / self.fps:.0f} ms of speech"
+            )
         path = self._output_path(output)
         return self._use(self.writer).write(self.frames(audio), audio, path, fps=self.fps)
 
@@ -218,16 +223,40 @@ class Avatar:
         return path
 
     # -- conversation ------------------------------------------------------------------------
-    def ask(self, question: Union[str, AudioLike], output: str | os.PathLike | None = None) -> Reply:
+    def ask(
+        self,
+        question: Union[str, AudioLike],
+        output: str | os.PathLike | None = None,
+        *,
+        language: str | None = None,
+        voice: VoiceProfile | None = None,
+    ) -> Reply:
         """Answer a question (text, or speech to transcribe) with a video; remembers the exchange.
+
+        A spoken question goes through the ASR stage first. It is refused before the LLM is called
+        when it is silent, when the ASR's voice-activity filter finds no speech in it, or when
+        fewer than ``min_words`` words were recognised. The LLM sees the system prompt, the last
+        ``memory`` exchanges and the question; its answer is cleaned of markdown, cut at a sentence
+        boundary to ``max_answer_chars``, spoken by the TTS and animated. The exchange is remembered
+        only when the video was made.
+
+        Args:
+            question: text, or audio (a path to an audio file, bytes, :class:`Audio`, (samples, rate)).
+            output: video path (default: a new file in ``output_dir``).
+            language: language of the spoken question (None lets the ASR detect it).
+            voice: voice to answer with.
 
         Raises:
             NothingUnderstoodError: spoken question was silent or had fewer than ``min_words``
                 words; raised before the LLM is called.
+            ConfigError: no ASR (for audio) or no LLM stage.
+            ServiceError: a remote stage failed (``transient`` says whether retrying may help).
         """
         timings: dict[str, float] = {}
         transcript: Transcript | None = None
         t0 = time.perf_counter()
+        if self.llm is None:
+            raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
         if isinstance(question, str) and not _looks_like_audio_path(question):
             text = check_text(question)
         else:
@@ -236,27 +265,27 @@ class Avatar:
             audio = load_audio(question)
             try:
                 check_speech(audio)
-            except Exception as exc:
+            except AudioError as exc:
                 raise NothingUnderstoodError(f"nothing was understood: {exc}") from exc
-            transcript = self._use(self.asr).transcribe(audio)
-            text = transcript.text.strip()
+            asr = self._use(self.asr)
+            transcript = asr.transcribe(audio, language=language)
+            text = " ".join(transcript.text.split())
             n_words = len(text.split())
-            if n_words < self.min_words:
-                raise NothingUnderstoodError(
-                    f"nothing was understood: heard {n_words} word(s) ({text!r}); "
-                    f"at least {self.min_words} are needed. Speak closer to the microphone and try again."
-                )
             timings["asr"] = time.perf_counter() - t0
-        if self.llm is None:
-            raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
+            if n_words < self.min_words:
+                heard = f"heard {n_words} word(s) ({text!r})" if n_words else "heard no speech"
+                raise NothingUnderstoodError(
+                    f"nothing was understood: {heard}; at least {self.min_words} are needed. "
+                    "Speak closer to the microphone and try again."
+                )
         t1 = time.perf_counter()
         answer = self._use(self.llm).complete(self.conversation.messages(text))
-        answer = cut_at_sentence(answer or "", self.max_answer_chars)
+        answer = cut_at_sentence(clean_for_speech(answer or ""), self.max_answer_chars)
         if not answer.strip():
             raise StageError("llm", self.llm.name, "returned an empty answer; try again or rephrase the question")
         timings["llm"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        audio = self.synthesize(answer)
+        audio = self.synthesize(answer, voice=voice)
         timings["tts"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         video = self.speak(audio, output)

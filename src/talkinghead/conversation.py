@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
 from .types import ChatMessage
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -39,6 +40,33 @@ def cut_at_sentence(text: str, max_chars: int) -> str:
     return head + "…"
 
 
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_CODE_FENCE = re.compile(r"```.*?(```|$)", re.S)
+_MD_MARKS = re.compile(r"(\*\*|__|\*|`|~~)")
+_MD_LINE_START = re.compile(r"^\s*(#{1,6}\s+|[-*+•]\s+|\d+[.)]\s+|>\s*)", re.M)
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
+
+
+def clean_for_speech(text: str) -> str:
+    """Remove what a TTS would read out wrongly: markdown marks, list bullets, code, links, emoji.
+
+    ``"**Sure!** Here are [two](http://x) ideas:\n- one\n- two 🙂"`` becomes
+    ``"Sure! Here are two ideas: one. two"``.
+    """
+    text = _MD_CODE_FENCE.sub(" ", text)
+    text = _MD_LINK.sub(r"\1", text)
+    lines = []
+    for line in _MD_LINE_START.sub("", text).splitlines():
+        line = line.strip()
+        if line:
+            lines.append(line)
+    # a list item ends like a sentence, so that the speech pauses between items
+    joined = " ".join(l if l[-1] in ".!?:;,…" or i == len(lines) - 1 else l + "." for i, l in enumerate(lines))
+    joined = _MD_MARKS.sub("", joined)
+    joined = _EMOJI.sub("", joined)
+    return " ".join(joined.split())
+
+
 @dataclass
 class Conversation:
     """What the LLM sees: the system prompt and up to ``max_exchanges`` previous exchanges.
@@ -51,6 +79,11 @@ class Conversation:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_exchanges: int = 2
     _history: deque = field(default_factory=deque, repr=False)
+
+    def __post_init__(self) -> None:
+        if int(self.max_exchanges) < 0:
+            raise ConfigError(f"memory (max_exchanges) must be >= 0, got {self.max_exchanges}")
+        self.max_exchanges = int(self.max_exchanges)
 
     def messages(self, question: str) -> list[ChatMessage]:
         """The messages to send for ``question``."""
@@ -68,6 +101,7 @@ class Conversation:
 
     @property
     def history(self) -> Sequence[tuple[str, str]]:
+        """The remembered (question, answer) pairs, oldest first."""
         return tuple(self._history)
 
     def reset(self) -> None:
@@ -84,6 +118,7 @@ class Conversation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        """Rebuild a conversation saved with :meth:`to_dict`."""
         conv = cls(data.get("system_prompt", DEFAULT_SYSTEM_PROMPT), int(data.get("max_exchanges", 2)))
         for q, a in data.get("history", []):
             conv.add(q, a)

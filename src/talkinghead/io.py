@@ -19,6 +19,8 @@ from .types import Audio, Portrait
 MAX_IMAGE_PIXELS = 64_000_000
 #: Audio longer than this many seconds is refused (use batch rendering for long material).
 MAX_AUDIO_SECONDS = 600.0
+#: Lowest sample rate accepted; anything from here up is resampled as each backend needs.
+MIN_SAMPLE_RATE = 8000
 
 ImageLike = Union[str, os.PathLike, bytes, np.ndarray, Portrait, "PIL.Image.Image"]  # noqa: F821
 AudioLike = Union[str, os.PathLike, bytes, Audio, tuple]
@@ -130,6 +132,11 @@ def load_audio(audio: AudioLike, *, sample_rate: int | None = None) -> Audio:
         result = _read_audio_file(audio)
     if result.samples.size == 0:
         raise AudioError("the audio is empty (0 samples); give a recording with speech in it")
+    if result.sample_rate < MIN_SAMPLE_RATE:
+        raise AudioError(
+            f"the audio's sample rate is {result.sample_rate} Hz, too low for speech; "
+            f"give audio sampled at {MIN_SAMPLE_RATE} Hz or more (16 kHz or higher is best)"
+        )
     if not np.all(np.isfinite(result.samples)):
         raise AudioError("the audio contains NaN or infinite samples")
     if result.duration > MAX_AUDIO_SECONDS:

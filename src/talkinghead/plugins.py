@@ -180,6 +180,20 @@ def get_registry() -> Registry:
         return _registry
 
 
+def add_plugin(plugin: object, name: str | None = None) -> None:
+    """Register a plug-in object or module at run time (an app's own backends, test fakes).
+
+    It must implement ``register_backends``; the registry is rebuilt on next use.
+    """
+    global _registry
+    pm = get_plugin_manager()
+    with _lock:
+        if not pm.is_registered(plugin):
+            pm.register(plugin, name=name)
+            pm.check_pending()
+        _registry = None
+
+
 def reset() -> None:
     """Forget the plug-in manager and registry so the next use rediscovers plug-ins (for tests)."""
     global _pm, _registry

@@ -13,6 +13,14 @@ from ..hookspecs import hookimpl
 
 BUILTIN_BACKENDS: tuple[str, ...] = (
     "piper:PiperTTS",
+    "espeak:EspeakTTS",
+    "openai_tts:OpenAITTS",
+    "azure_tts:AzureTTS",
+    "faster_whisper:FasterWhisperASR",
+    "openai_whisper:WhisperASR",
+    "openai_asr:OpenAIASR",
+    "openai_llm:OpenAILLM",
+    "llama_cpp:LlamaCppLLM",
     "mp4:Mp4Writer",
     "sadtalker.backend:SadTalkerAnimator",
 )

@@ -18,7 +18,7 @@ from ..faces import select_face
 from ..stages import BackendBase, frame_count
 from ..types import Audio, ChatMessage, Face, FrameChunk, PhonemeTiming, Portrait, Transcript, Video, VoiceProfile
 
-__all__ = ["FakeTTS", "FakeASR", "FakeLLM", "FakeAnimator", "FakeEnhancer", "MemoryWriter", "tone_speech"]
+__all__ = ["FakesPlugin", "FakeTTS", "FakeASR", "FakeLLM", "FakeAnimator", "FakeEnhancer", "MemoryWriter", "tone_speech"]
 
 
 def tone_speech(words: Sequence[str], *, sample_rate: int = 16000, word_s: float = 0.3, gap_s: float = 0.1) -> Audio:
@@ -190,3 +190,18 @@ class MemoryWriter(BackendBase):
         self.audio = audio
         n, h, w = self.frames.shape[:3]
         return Video(Path(path), fps, w, h, n, audio.duration if audio else 0.0, audio is not None)
+
+
+class FakesPlugin:
+    """A plug-in registering every fake backend under the name ``fake`` (``memory`` for the writer).
+
+    >>> from talkinghead.plugins import add_plugin
+    >>> add_plugin(FakesPlugin())        # doctest: +SKIP
+    """
+
+    from ..hookspecs import hookimpl as _hookimpl
+
+    @_hookimpl
+    def register_backends(self, register) -> None:
+        for cls in (FakeTTS, FakeASR, FakeLLM, FakeAnimator, FakeEnhancer, MemoryWriter):
+            register(cls)

@@ -1,0 +1,203 @@
+"""What the ``ask``, ``chat`` and ``voices`` commands do, as functions returning exit codes.
+
+The CLI parses its flags into these typed arguments; nothing here reads ``sys.argv``.
+
+Exit codes: 0 success, 1 a stage or service failed, 2 bad input or configuration,
+3 nothing was understood in a spoken question.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from .errors import BadInputError, ConfigError, NothingUnderstoodError, TalkingHeadError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_UNDERSTOOD = 0, 1, 2, 3
+
+#: Lines of ``chat`` input that are commands rather than questions.
+CHAT_COMMANDS = {"/reset": "forget the conversation so far", "/quit": "leave", "/exit": "leave", "/help": "this help"}
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error raised by a command."""
+    if isinstance(exc, NothingUnderstoodError):
+        return EXIT_NOT_UNDERSTOOD
+    if isinstance(exc, (BadInputError, ConfigError)):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+def build_avatar(
+    image: str | os.PathLike,
+    *,
+    tts: Any = "piper",
+    asr: Any = "faster-whisper",
+    llm: Any = "openai",
+    animator: Any = None,
+    writer: Any = "mp4",
+    avatar_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """An :class:`~talkinghead.Avatar` for conversation (stages as names, (name, config) or objects)."""
+    from .avatar import Avatar
+
+    return Avatar(image, tts=tts, asr=asr, llm=llm, animator=animator, writer=writer, **dict(avatar_options or {}))
+
+
+def run_ask(
+    image: str | os.PathLike | None = None,
+    *,
+    question: str | None = None,
+    audio: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    avatar: Any = None,
+    tts: Any = "piper",
+    asr: Any = "faster-whisper",
+    llm: Any = "openai",
+    animator: Any = None,
+    writer: Any = "mp4",
+    avatar_options: Mapping[str, Any] | None = None,
+    language: str | None = None,
+    json_output: bool = False,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """``talkinghead ask --image P (--question T | --audio A) [-o OUT]``: answer one question.
+
+    Prints the (transcribed) question, the answer and the video path; with ``json_output`` one
+    JSON object instead. ``avatar`` may be given instead of ``image`` and the stage options.
+
+    Returns:
+        An exit code (see the module docstring).
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    if (question is None) == (audio is None):
+        print("error: give exactly one of --question TEXT or --audio FILE", file=stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if avatar is None:
+            if image is None:
+                print("error: --image is required", file=stderr)
+                return EXIT_BAD_INPUT
+            avatar = build_avatar(
+                image, tts=tts, asr=asr if audio is not None else None, llm=llm, animator=animator, writer=writer,
+                avatar_options=avatar_options,
+            )
+        if audio is not None:
+            from .io import load_audio
+
+            reply = avatar.ask(load_audio(audio), output, language=language)
+        else:
+            reply = avatar.ask(question, output, language=language)
+    except TalkingHeadError as exc:
+        print(f"error: {exc}", file=stderr)
+        return exit_code(exc)
+    _print_reply(reply, stdout, json_output)
+    return EXIT_OK
+
+
+def run_chat(
+    avatar: Any,
+    input_stream: TextIO,
+    output_stream: TextIO,
+    *,
+    error_stream: TextIO | None = None,
+    json_output: bool = False,
+    prompt: str | None = None,
+) -> int:
+    """``talkinghead chat``: one question per input line, an answer and its video path per reply.
+
+    A line that is the path of an existing audio file is transcribed (needs an ASR stage).
+    ``/reset`` forgets the conversation, ``/quit`` (or end of input) leaves. A failed turn is
+    reported on ``error_stream`` and the chat goes on.
+
+    Args:
+        avatar: the :class:`~talkinghead.Avatar` to talk with (it needs an ``llm`` stage).
+        input_stream: where questions come from (``sys.stdin``).
+        output_stream: where answers and video paths go (``sys.stdout``).
+        error_stream: where errors go (default: ``output_stream``).
+        json_output: write one JSON object per reply instead of text.
+        prompt: printed before reading each line (e.g. ``"you> "`` for an interactive terminal).
+
+    Returns:
+        0 when the input ended or the user left; 2 when the avatar cannot hold a conversation.
+    """
+    errors = error_stream or output_stream
+    if getattr(avatar, "llm", None) is None:
+        print("error: chat needs an LLM; pass --llm openai (and --llm-option base_url=...)", file=errors)
+        return EXIT_BAD_INPUT
+    while True:
+        if prompt:
+            output_stream.write(prompt)
+            output_stream.flush()
+        line = input_stream.readline()
+        if not line:
+            return EXIT_OK
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return EXIT_OK
+        if line == "/reset":
+            avatar.reset()
+            print("(conversation forgotten)", file=errors)
+            continue
+        if line == "/help":
+            for cmd, what in CHAT_COMMANDS.items():
+                print(f"{cmd:8} {what}", file=errors)
+            continue
+        try:
+            reply = avatar.ask(line)
+        except TalkingHeadError as exc:
+            print(f"error: {exc}", file=errors)
+            if isinstance(exc, ConfigError):
+                return EXIT_BAD_INPUT
+            continue
+        _print_reply(reply, output_stream, json_output)
+        output_stream.flush()
+
+
+def list_voices(
+    tts_name: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """``talkinghead voices --tts NAME``: print the voices of a TTS backend, one per line."""
+    from .plugins import create_backend
+
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        backend = create_backend("tts", tts_name, **dict(config or {}))
+        names = list(backend.voices())
+    except TalkingHeadError as exc:
+        print(f"error: {exc}", file=stderr)
+        return exit_code(exc)
+    for name in names:
+        print(name, file=stdout)
+    return EXIT_OK
+
+
+def _print_reply(reply: Any, stream: TextIO, json_output: bool) -> None:
+    if json_output:
+        payload = {
+            "question": reply.question,
+            "answer": reply.answer,
+            "video": os.fspath(reply.video.path),
+            "timings": {k: round(v, 3) for k, v in reply.timings.items()},
+        }
+        print(json.dumps(payload), file=stream)
+        return
+    if reply.transcript is not None:
+        print(f"question: {reply.question}", file=stream)
+    print(f"answer: {reply.answer}", file=stream)
+    print(f"video: {os.fspath(reply.video.path)}", file=stream)

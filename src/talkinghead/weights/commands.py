@@ -1,0 +1,158 @@
+"""The ``talkinghead weights list|download|verify|path`` commands.
+
+Each function takes typed arguments, writes to the given text stream and returns an exit code
+(0 success, 1 a file is missing/corrupt or a download failed, 2 an unknown name). ``cli.py``
+wires them to argparse.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from ..errors import ConfigError, WeightsMissingError
+from .manager import WeightsManager
+from .registry import WeightFile
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _manager(cache_dir: str | os.PathLike[str] | None, manager: WeightsManager | None) -> WeightsManager:
+    return manager if manager is not None else WeightsManager(cache_dir)
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def cmd_list(
+    out: TextIO,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    manager: WeightsManager | None = None,
+) -> int:
+    """Print every known file (by group), its size, licence and whether it is in the cache,
+    then the bundles."""
+    wm = _manager(cache_dir, manager)
+    out.write(f"weights directory: {wm.cache_dir}\n")
+    for group, files in wm.registry.groups().items():
+        out.write(f"\n[{group}]\n")
+        for wf in files:
+            path = wm.path(wf)
+            if path.is_file():
+                here = "present" if wf.size is None or path.stat().st_size == wf.size else "wrong size"
+            elif path.with_name(path.name + ".part").is_file():
+                here = "partial"
+            else:
+                here = "missing"
+            out.write(f"  {wf.name:<30} {_mb(wf.size):>10}  {here:<10} {wf.licence}\n")
+            if wf.description:
+                out.write(f"  {'':<30} {wf.description}\n")
+    if wm.registry.bundles:
+        out.write("\nbundles:\n")
+        for b in wm.registry.bundles.values():
+            out.write(f"  {b.name:<30} {', '.join(b.members)}\n")
+    return EXIT_OK
+
+
+class _Bar:
+    """A one-line progress bar on a terminal; on other streams one line per finished file."""
+
+    def __init__(self, out: TextIO, width: int = 30):
+        self.out, self.width = out, width
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._last = 0.0
+        self._name: str | None = None
+
+    def __call__(self, wf: WeightFile, done: int, total: int | None) -> None:
+        if wf.name != self._name:
+            self._name = wf.name
+            if not self.tty:
+                self.out.write(f"downloading {wf.name} ({_mb(total)})\n")
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if total is not None and done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        if total:
+            frac = min(done / total, 1.0)
+            fill = int(frac * self.width)
+            bar = "#" * fill + " " * (self.width - fill)
+            self.out.write(f"\r{wf.name:<28} [{bar}] {frac:6.1%} {_mb(done)}/{_mb(total)}")
+        else:
+            self.out.write(f"\r{wf.name:<28} {_mb(done)}")
+        if total is not None and done >= total:
+            self.out.write("\n")
+        self.out.flush()
+
+
+def cmd_download(
+    names: Sequence[str],
+    out: TextIO,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    manager: WeightsManager | None = None,
+) -> int:
+    """Download files, groups or bundles (``"all"`` if ``names`` is empty), with a progress bar."""
+    wm = _manager(cache_dir, manager)
+    try:
+        paths = wm.download(list(names) or ["all"], force=force, progress=_Bar(out) if progress else None)
+    except ConfigError as exc:
+        out.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except WeightsMissingError as exc:
+        out.write(f"error: {exc}\n")
+        return EXIT_FAILED
+    for name, path in paths.items():
+        out.write(f"ok  {name:<30} {path}\n")
+    return EXIT_OK
+
+
+def cmd_verify(
+    names: Sequence[str],
+    out: TextIO,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    manager: WeightsManager | None = None,
+) -> int:
+    """Recompute hashes of files (``"all"`` if ``names`` is empty) and print ok/missing/corrupt.
+
+    Returns 1 if a named file is missing or corrupt; with no names, missing files are listed but
+    only corrupt ones fail (an empty cache is not an error)."""
+    wm = _manager(cache_dir, manager)
+    try:
+        statuses = wm.verify(list(names) or ["all"])
+    except ConfigError as exc:
+        out.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    for st in statuses:
+        out.write(f"{st.state:<8} {st.file.name:<30} {st.path}  ({st.detail})\n")
+    failing = [st for st in statuses if st.state == "corrupt" or (names and st.state == "missing")]
+    return EXIT_FAILED if failing else EXIT_OK
+
+
+def cmd_path(
+    names: Sequence[str],
+    out: TextIO,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    manager: WeightsManager | None = None,
+) -> int:
+    """Print where each file is or should be placed; with no names, the weights directory."""
+    wm = _manager(cache_dir, manager)
+    if not names:
+        out.write(f"{wm.cache_dir}\n")
+        return EXIT_OK
+    try:
+        files = wm.registry.resolve(list(names))
+    except ConfigError as exc:
+        out.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    for wf in files:
+        out.write(f"{wm.path(wf)}\n")
+    return EXIT_OK
