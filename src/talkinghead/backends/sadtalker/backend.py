@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...errors import AudioError, ConfigError, ModelLoadError, NoFaceError
+from ...errors import AudioError, ConfigError, ModelLoadError
 from ...stages.animator import ProgressCallback, frame_count
 from ...stages.base import BackendBase
 from ...types import Audio, FrameChunk, Portrait
@@ -114,6 +114,7 @@ class SadTalkerAnimator(BackendBase):
         self.kp_once, self.source_cache, self.weight_cache = kp_once, source_cache, weight_cache
         self.chunk_frames = chunk_frames or max(8, batch_size)
         self._nets: dict[str, Any] | None = None
+        self._landmarks: Any = None  # preprocess.LandmarkSource, created on the first prepare()
 
     # ------------------------------------------------------------------ weights
     @property
@@ -151,6 +152,9 @@ class SadTalkerAnimator(BackendBase):
 
     def close(self) -> None:
         self._nets = None
+        if self._landmarks is not None and hasattr(self._landmarks, "close"):
+            self._landmarks.close()
+        self._landmarks = None
 
     def _grad_ctx(self):  # type: ignore[no-untyped-def]
         import torch
@@ -171,22 +175,17 @@ class SadTalkerAnimator(BackendBase):
         """Crop, align and encode the portrait (landmarks, ReconNet, keypoints, source features)."""
         import torch
 
+        from . import preprocess as pp
         from .recon import source_coefficients
 
-        try:
-            from . import preprocess as pp
-        except ImportError as exc:  # pragma: no cover - the landmark/crop module is a separate piece
-            raise ModelLoadError("The SadTalker face preprocessing module is not available in this "
-                                 "installation (talkinghead.backends.sadtalker.preprocess).") from exc
         self.load()
         assert self._nets is not None
         image = portrait.image
-        crop = pp.crop_portrait(image, mode=self.preprocess, size=self.size, multiple_faces=multiple_faces)
-        if crop is None:
-            raise NoFaceError("No face found in the portrait. Use a clear, frontal photo of one face.")
-        # Seam with preprocess.py: crop_portrait(...) -> object with .image (size, size, 3) uint8 RGB,
-        # .lm68 (68, 2) landmarks of that image, .box_size (w, h) of the crop in the portrait and
-        # .paste_box (x1, y1, x2, y2) where full modes paste the frame back; None when no face.
+        if self._landmarks is None:
+            self._landmarks = pp.MediaPipeLandmarks()
+        # NoFaceError / MultipleFacesError / FaceTooSmallError come from faces.select_face
+        crop = pp.crop_portrait(image, mode=self.preprocess, size=self.size, multiple_faces=multiple_faces,
+                                landmarks=self._landmarks)
         src_img = crop.image
         coeff, _ = source_coefficients(self._nets["recon"], src_img, crop.lm68)  # (73,)
         src = torch.from_numpy(src_img.astype(np.float32) / np.float32(255)).permute(2, 0, 1)[None]

@@ -43,23 +43,19 @@ FIX = ("Run `talkinghead weights download sadtalker`, or download the SadTalker 
 
 
 def default_weights_dir() -> Path:
-    """Where SadTalker weights are looked for by default.
+    """Where SadTalker weights are looked for by default: ``<weights dir>/sadtalker``.
 
-    ``talkinghead.weights.cache_dir()/sadtalker`` when the weights manager exists, otherwise
-    ``platformdirs.user_cache_dir("talkinghead")/weights/sadtalker``.
+    The weights dir is :func:`talkinghead.weights.default_weights_dir` (``$TALKINGHEAD_CACHE/weights``
+    when that variable is set, else ``platformdirs.user_cache_dir("talkinghead")/weights``), the
+    folder ``talkinghead weights download sadtalker`` writes to.
     """
     try:
-        from ... import weights as _weights  # type: ignore[attr-defined]
+        from ...weights.store import default_weights_dir as _root
+    except ImportError:  # pragma: no cover - the weights manager is part of the package
+        import platformdirs
 
-        for attr in ("cache_dir", "weights_dir", "default_cache_dir"):
-            fn = getattr(_weights, attr, None)
-            if callable(fn):
-                return Path(fn()) / "sadtalker"
-    except ImportError:
-        pass
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("talkinghead")) / "weights" / "sadtalker"
+        return Path(platformdirs.user_cache_dir("talkinghead")) / "weights" / "sadtalker"
+    return _root() / "sadtalker"
 
 
 def read_state(path: str | Path) -> dict[str, Any]:

@@ -44,8 +44,10 @@ __all__ = [
     "CropInfo",
     "LandmarkSource",
     "MediaPipeLandmarks",
+    "PortraitCrop",
     "crop_geometry",
     "crop_image",
+    "crop_portrait",
 ]
 
 MODES = ("crop", "extcrop", "resize", "full", "extfull")
@@ -209,6 +211,105 @@ def crop_image(
     ox1, oy1, ox2, oy2 = clx + lx, cly + ly, clx + rx, cly + ry
     info = CropInfo(mode, (ox2 - ox1, oy2 - oy1), geo.crop, geo.quad, (ox1, oy1, ox2, oy2), geo.rsize)
     return np.ascontiguousarray(out), info
+
+
+@dataclass(frozen=True)
+class PortraitCrop:
+    """What the animator needs from a portrait (result of :func:`crop_portrait`).
+
+    Attributes:
+        image: (size, size, 3) uint8 RGB source image for the renderer.
+        lm68: (68, 2) landmarks of the chosen face in ``image`` pixels.
+        box_size: (w, h) of the face region in the portrait (upstream ``crop_info[0]``); the
+            output frames of the non-full modes keep its aspect ratio.
+        paste_box: (x1, y1, x2, y2) in the portrait's pixels where full modes paste the frame.
+        info: The :class:`CropInfo` of the crop.
+        face: The chosen face (box, score, 68 landmarks in portrait pixels).
+    """
+
+    image: np.ndarray
+    lm68: np.ndarray
+    box_size: tuple[int, int]
+    paste_box: tuple[int, int, int, int]
+    info: CropInfo
+    face: Face
+
+
+def crop_portrait(
+    image: np.ndarray,
+    *,
+    mode: str = "crop",
+    size: int = 256,
+    multiple_faces: str = "largest",
+    landmarks: LandmarkSource | None = None,
+    min_face: int | None = None,
+    fix_ry: bool = False,
+) -> PortraitCrop:
+    """Find the face, crop the portrait for one preprocess mode and resize it to ``size``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB portrait.
+        mode: One of :data:`MODES`.
+        size: Render size (256 or 512); the crop is resized to ``size`` x ``size``.
+        multiple_faces: ``"largest"`` or ``"refuse"`` (see :func:`talkinghead.faces.select_face`).
+        landmarks: The landmark source (default: a new :class:`MediaPipeLandmarks`, closed after use).
+        min_face: Smallest accepted face size in pixels (default ``faces.MIN_FACE_PIXELS``).
+        fix_ry: See :func:`crop_geometry`.
+
+    Returns:
+        A :class:`PortraitCrop`. Landmarks of the resized crop are the portrait landmarks
+        mapped through the crop (upstream detects them again on the crop; the mapping is
+        cheaper and exact for the crop geometry).
+
+    Raises:
+        NoFaceError, MultipleFacesError, FaceTooSmallError: from the face selection.
+        ConfigError: an unknown mode.
+    """
+    from ...faces import MIN_FACE_PIXELS, select_face
+
+    if mode not in MODES:
+        raise ConfigError(f"preprocess mode must be one of {', '.join(MODES)}; got {mode!r}")
+    img = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ConfigError(f"the portrait must be an (H, W, 3) RGB image, got shape {img.shape}")
+    own = landmarks is None
+    src = MediaPipeLandmarks() if landmarks is None else landmarks
+    try:
+        faces = src.detect(img)
+    finally:
+        if own:
+            src.close()  # type: ignore[union-attr]
+    face = select_face(faces, multiple_faces=multiple_faces,
+                       min_face=MIN_FACE_PIXELS if min_face is None else min_face)
+    lm = np.asarray(face.landmarks, dtype=np.float64).reshape(-1, 2)
+    if lm.shape != (68, 2):
+        raise ValueError(f"the landmark source gave {lm.shape} landmarks; 68 are needed")
+    crop, info = crop_image(img, lm, mode, fix_ry=fix_ry)
+    h, w = img.shape[:2]
+    sx, sy = info.rsize[0] / w, info.rsize[1] / h  # the crop lives in the (maybe shrunk) image
+    if info.crop is None:  # resize mode: the whole image
+        ox, oy = 0.0, 0.0
+    else:
+        ox, oy = info.crop[0], info.crop[1]
+        if not mode.startswith("ext"):
+            ox, oy = ox + int(info.quad[0]), oy + int(info.quad[1])  # type: ignore[index]
+    ch, cw = crop.shape[:2]
+    if ch < 2 or cw < 2:
+        from ...errors import FaceTooSmallError
+
+        raise FaceTooSmallError("the face crop is empty; use a photo where the whole face is inside the image")
+    import cv2
+
+    resized = cv2.resize(crop, (size, size)) if (cw, ch) != (size, size) else crop
+    lm_crop = np.stack([(lm[:, 0] * sx - ox) * size / cw, (lm[:, 1] * sy - oy) * size / ch], 1)
+    if mode.startswith("ext") and info.crop is not None:
+        box = info.crop
+    else:
+        box = info.box
+    # full modes paste into the original portrait: map the (maybe shrunk) box back
+    paste_box = (int(round(box[0] / sx)), int(round(box[1] / sy)), int(round(box[2] / sx)), int(round(box[3] / sy)))
+    return PortraitCrop(np.ascontiguousarray(resized), lm_crop.astype(np.float32), info.box_size, paste_box,
+                        info, face)
 
 
 # ----------------------------------------------------------------------- landmarks
