@@ -27,3 +27,20 @@ def write_bundle(path: Path) -> Path:
 
     save_file({k: np.ascontiguousarray(v) for k, v in renderer_state().items()}, str(path))
     return path
+
+
+#: Files of the safetensors configuration (256 bundle + both mapping nets).
+BUNDLE_SET = ("SadTalker_V0.0.2_256.safetensors", "mapping_00229-model.pth.tar", "mapping_00109-model.pth.tar")
+#: The legacy .pth set (256 renderer, coefficient nets, ReconNet) + the 70-d mapping net.
+LEGACY_SET = ("facevid2vid_00189-model.pth.tar", "auido2exp_00300-model.pth", "auido2pose_00140-model.pth",
+              "epoch_20.pth", "mapping_00229-model.pth.tar")
+
+
+def write_weights_dir(folder: Path, names: tuple[str, ...] = BUNDLE_SET) -> Path:
+    """Write full-size, official-format files filled by the deterministic rule (about 10 s each set)."""
+    from talkinghead.backends.sadtalker.fill import write_checkpoint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        write_checkpoint(MANIFESTS / f"{name}.json", folder / name)
+    return folder

@@ -46,6 +46,8 @@ class SadTalkerPrepared:
     features: Any            # generator SourceFeatures (or None when source_cache is off)
     out_size: tuple[int, int]  # (w, h) of the output frames
     paster: Any              # paste.Paster in full modes, else None
+    landmarks: np.ndarray | None = None  # (68, 2) landmarks of ``source`` (S x S pixels)
+    crop: Any = None         # preprocess.PortraitCrop (paste box, chosen face, crop info)
 
 
 class SadTalkerAnimator(BackendBase):
@@ -203,7 +205,8 @@ class SadTalkerAnimator(BackendBase):
             from .paste import Paster
 
             paster = Paster(image, crop.paste_box, self.paste_mode)
-        return SadTalkerPrepared(src, np.asarray(coeff, np.float32), kp_can, feats, out_size, paster)
+        return SadTalkerPrepared(src, np.asarray(coeff, np.float32), kp_can, feats, out_size, paster,
+                                 crop.lm68, crop)
 
     def _mem(self, x: Any) -> Any:
         import torch
