@@ -81,7 +81,7 @@ def test_legacy_wrong_section_and_swapped_files(legacy_dir, tmp_path):
     # audio2pose weights under the audio2exp name: keys do not fit ExpNet
     d = tmp_path / "swap"
     d.mkdir()
-    for name in (checkpoint.LEGACY_AUDIO2POSE, checkpoint.LEGACY_RECON):
+    for name in (checkpoint.LEGACY_RENDERER, checkpoint.LEGACY_AUDIO2POSE, checkpoint.LEGACY_RECON):
         (d / name).symlink_to(legacy_dir / name)
     (d / checkpoint.LEGACY_AUDIO2EXP).symlink_to(legacy_dir / checkpoint.LEGACY_AUDIO2POSE)
     with pytest.raises(ModelLoadError, match=checkpoint.LEGACY_AUDIO2EXP):
