@@ -148,8 +148,10 @@ class SadTalkerAnimator(BackendBase):
         for k, m in nets.items():
             nets[k] = m.to(dev)
         r.generator.decoder.set_weight_cache(self.weight_cache)
-        if self.channels_last:
-            r.generator.to(memory_format=torch.channels_last)
+        if self.channels_last:  # only the 2-D convolutions (the generator also has 3-D ones)
+            for m in r.generator.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    m.to(memory_format=torch.channels_last)
         self._nets = nets
 
     def close(self) -> None:
