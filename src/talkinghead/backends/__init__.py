@@ -23,6 +23,7 @@ BUILTIN_BACKENDS: tuple[str, ...] = (
     "llama_cpp:LlamaCppLLM",
     "mp4:Mp4Writer",
     "viseme:VisemeAnimator",
+    "sadtalker.backend:SadTalkerAnimator",
 )
 
 

@@ -1,0 +1,339 @@
+"""The ``sadtalker`` animator backend: SadTalker, re-implemented and weight-compatible.
+
+Pipeline per clip: 16 kHz audio -> mel windows at the requested fps -> ExpNet + PoseVAE
+coefficients -> MappingNet -> driving 3D keypoints -> generator in batches -> (paste-back in
+``full``/``extfull`` modes) -> :class:`~talkinghead.types.FrameChunk` stream.
+
+Nothing heavy is imported at module level: torch, cv2 and the networks load in :meth:`load`.
+
+Optimisation switches (all on by default; each can be turned off to measure it, see
+``bench/bench_sadtalker.py``): ``batched`` (render ``batch_size`` frames per generator call),
+``kp_once`` (keypoint detector once per portrait, not on every batch row), ``source_cache`` (the
+generator's keypoint-independent source encoder once per portrait), ``weight_cache`` (spectral-norm
+weights divided once), ``inference_mode``, ``channels_last``, ``paste_mode='fast'`` (feathered blend
+instead of a Poisson ``seamlessClone`` per frame) and ``bf16`` (autocast; changes numerics).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...errors import AudioError, ConfigError, ModelLoadError
+from ...stages.animator import ProgressCallback, frame_count
+from ...stages.base import BackendBase
+from ...types import Audio, FrameChunk, Portrait
+
+log = logging.getLogger(__name__)
+
+PREPROCESS_MODES = ("crop", "extcrop", "resize", "full", "extfull")
+PASTE_MODES = ("fast", "seamless")
+NUM_POSE_STYLES = 46
+
+
+@dataclass
+class SadTalkerPrepared:
+    """Per-portrait state cached by the Avatar (opaque to callers)."""
+
+    source: Any              # (1, 3, S, S) torch tensor in [0, 1]
+    source_coeff: np.ndarray  # (73,) exp64 | angles3 | trans3 | crop (s, tx, ty)
+    kp_canonical: Any        # (1, 15, 3) torch tensor (or None when kp_once is off)
+    features: Any            # generator SourceFeatures (or None when source_cache is off)
+    out_size: tuple[int, int]  # (w, h) of the output frames
+    paster: Any              # paste.Paster in full modes, else None
+    landmarks: np.ndarray | None = None  # (68, 2) landmarks of ``source`` (S x S pixels)
+    crop: Any = None         # preprocess.PortraitCrop (paste box, chosen face, crop info)
+
+
+class SadTalkerAnimator(BackendBase):
+    """SadTalker (CVPR 2023) talking-head animator using the official checkpoints.
+
+    Args:
+        size: renderer resolution, 256 or 512 (chooses ``SadTalker_V0.0.2_{size}.safetensors``).
+        preprocess: ``crop`` | ``extcrop`` | ``resize`` | ``full`` | ``extfull``; full modes paste
+            the face back into the portrait and use the 73-d mapping net.
+        pose_style: 0..45, the PoseVAE style class.
+        expression_scale: multiplies the expression coefficients.
+        still: keep the source head pose (only expressions move).
+        blink: add random eye blinks (seeded by ``seed``).
+        seed: seed for the pose latents and blinks (None: nondeterministic).
+        batch_size: frames per generator call.
+        ref_pose: (N, 70+) or (N, 6) reference coefficients whose pose changes are added.
+        ref_eyeblink: (N, 64+) reference coefficients whose expression drives the eyes.
+        yaw, pitch, roll: free-view degree key values, linearly interpolated over the clip.
+        weights_dir: folder with the checkpoint files (default: see ``checkpoint.default_weights_dir``).
+        checkpoint, mapping_checkpoint: explicit file paths overriding ``weights_dir``.
+        device: torch device string.
+        bf16: run the networks under bfloat16 autocast (faster on some CPUs; not bit-equal).
+        paste_mode: ``fast`` (feathered blend) or ``seamless`` (upstream cv2.seamlessClone).
+        batched, channels_last, inference_mode, kp_once, source_cache, weight_cache: optimisation
+            switches (see the module docstring).
+        chunk_frames: frames per yielded chunk (default: ``batch_size`` rounded up to 8).
+    """
+
+    stage: ClassVar[str] = "animator"
+    name: ClassVar[str] = "sadtalker"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame"})
+
+    def __init__(self, *, size: int = 256, preprocess: str = "crop", pose_style: int = 0,
+                 expression_scale: float = 1.0, still: bool = False, blink: bool = True,
+                 seed: int | None = 0, batch_size: int = 2, ref_pose: np.ndarray | None = None,
+                 ref_eyeblink: np.ndarray | None = None, yaw: Sequence[float] | None = None,
+                 pitch: Sequence[float] | None = None, roll: Sequence[float] | None = None,
+                 weights_dir: str | Path | None = None, checkpoint: str | Path | None = None,
+                 mapping_checkpoint: str | Path | None = None, device: str = "cpu", bf16: bool = False,
+                 paste_mode: str = "fast", batched: bool = True, channels_last: bool = False,
+                 inference_mode: bool = True, kp_once: bool = True, source_cache: bool = True,
+                 weight_cache: bool = True, chunk_frames: int | None = None) -> None:
+        if size not in (256, 512):
+            raise ConfigError(f"sadtalker size must be 256 or 512, got {size!r}")
+        if preprocess not in PREPROCESS_MODES:
+            raise ConfigError(f"sadtalker preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
+        if not (isinstance(pose_style, int) and 0 <= pose_style < NUM_POSE_STYLES):
+            raise ConfigError(f"sadtalker pose_style must be an integer in 0..{NUM_POSE_STYLES - 1}, "
+                              f"got {pose_style!r}")
+        if paste_mode not in PASTE_MODES:
+            raise ConfigError(f"sadtalker paste_mode must be one of {PASTE_MODES}, got {paste_mode!r}")
+        if batch_size < 1:
+            raise ConfigError(f"sadtalker batch_size must be >= 1, got {batch_size}")
+        for nm, seq in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
+            if seq is not None and len(seq) == 0:
+                raise ConfigError(f"sadtalker {nm} must list at least one angle in degrees")
+        self.size, self.preprocess, self.pose_style = size, preprocess, pose_style
+        self.expression_scale, self.still, self.blink, self.seed = float(expression_scale), still, blink, seed
+        self.batch_size = batch_size
+        self.ref_pose, self.ref_eyeblink = ref_pose, ref_eyeblink
+        self.yaw, self.pitch, self.roll = yaw, pitch, roll
+        self.weights_dir, self.checkpoint, self.mapping_checkpoint = weights_dir, checkpoint, mapping_checkpoint
+        self.device, self.bf16, self.paste_mode = device, bf16, paste_mode
+        self.batched, self.channels_last, self.inference_mode = batched, channels_last, inference_mode
+        self.kp_once, self.source_cache, self.weight_cache = kp_once, source_cache, weight_cache
+        self.chunk_frames = chunk_frames or max(8, batch_size)
+        self._nets: dict[str, Any] | None = None
+        self._landmarks: Any = None  # preprocess.LandmarkSource, created on the first prepare()
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def full_mode(self) -> bool:
+        return "full" in self.preprocess
+
+    @classmethod
+    def weights_available(cls, weights_dir: str | Path | None = None, size: int = 256) -> bool:
+        """Whether the official weight files for the default configuration are present."""
+        from .checkpoint import weights_present
+
+        return weights_present(weights_dir, size=size, coeff_nc=70)
+
+    def load(self) -> None:
+        """Load all networks (idempotent)."""
+        if self._nets is not None:
+            return
+        import torch
+
+        from . import checkpoint as ck
+
+        coeff_nc = 73 if self.full_mode else 70
+        r = ck.load_renderer(size=self.size, coeff_nc=coeff_nc, weights_dir=self.weights_dir,
+                             checkpoint=self.checkpoint, mapping_checkpoint=self.mapping_checkpoint)
+        coeff = ck.load_coefficient_nets(size=self.size, weights_dir=self.weights_dir,
+                                         checkpoint=self.checkpoint)
+        dev = torch.device(self.device)
+        nets = {"kp": r.kp_detector, "gen": r.generator, "mapping": r.mapping, **coeff}
+        for k, m in nets.items():
+            nets[k] = m.to(dev)
+        r.generator.decoder.set_weight_cache(self.weight_cache)
+        if self.channels_last:  # only the 2-D convolutions (the generator also has 3-D ones)
+            for m in r.generator.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    m.to(memory_format=torch.channels_last)
+        self._nets = nets
+
+    def close(self) -> None:
+        self._nets = None
+        if self._landmarks is not None and hasattr(self._landmarks, "close"):
+            self._landmarks.close()
+        self._landmarks = None
+
+    def _grad_ctx(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.inference_mode() if self.inference_mode else torch.no_grad()
+
+    def _autocast(self):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        import torch
+
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self, portrait: Portrait, *, multiple_faces: str = "largest") -> SadTalkerPrepared:
+        """Crop, align and encode the portrait (landmarks, ReconNet, keypoints, source features)."""
+        import torch
+
+        from . import preprocess as pp
+        from .recon import source_coefficients
+
+        self.load()
+        assert self._nets is not None
+        image = portrait.image
+        if self._landmarks is None:
+            self._landmarks = pp.MediaPipeLandmarks()
+        # NoFaceError / MultipleFacesError / FaceTooSmallError come from faces.select_face
+        crop = pp.crop_portrait(image, mode=self.preprocess, size=self.size, multiple_faces=multiple_faces,
+                                landmarks=self._landmarks)
+        src_img = crop.image
+        coeff, _ = source_coefficients(self._nets["recon"], src_img, crop.lm68)  # (73,)
+        src = torch.from_numpy(src_img.astype(np.float32) / np.float32(255)).permute(2, 0, 1)[None]
+        src = src.contiguous().to(self.device)
+        kp_can = feats = None
+        with self._grad_ctx(), self._autocast():
+            if self.kp_once:
+                kp_can = self._nets["kp"](src).float()
+            if self.source_cache:
+                feats = self._nets["gen"].encode_source(self._mem(src))
+        paster = None
+        ow, oh = crop.box_size
+        out_size = (self.size, int(self.size * oh / ow)) if ow else (self.size, self.size)
+        if self.full_mode:
+            from .paste import Paster
+
+            paster = Paster(image, crop.paste_box, self.paste_mode)
+        return SadTalkerPrepared(src, np.asarray(coeff, np.float32), kp_can, feats, out_size, paster,
+                                 crop.lm68, crop)
+
+    def _mem(self, x: Any) -> Any:
+        import torch
+
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    # ------------------------------------------------------------------ animate
+    def coefficients(self, prepared: SadTalkerPrepared, audio: Audio, *, fps: float) -> np.ndarray:
+        """(T, 70) exp || pose coefficients for the clip, T = ``frame_count(audio.duration, fps)``."""
+        import torch
+
+        from .audio import blink_sequence, mel_windows
+        from .coeffnets import generate_coefficients
+
+        assert self._nets is not None
+        samples = _to_16k(audio)
+        if len(samples) < 16000 / fps:
+            raise AudioError(f"The audio is {audio.duration:.3f} s long, shorter than one video frame at "
+                             f"{fps} fps; give at least {1 / fps:.3f} s of speech.")
+        t = frame_count(audio.duration, fps)
+        need = int(np.ceil(t * 16000 / fps)) + 1
+        if len(samples) < need:
+            samples = np.pad(samples, (0, need - len(samples)))
+        mels, n = mel_windows(samples, fps)
+        mels = mels[:t]
+        blink = blink_sequence(t, fps, seed=self.seed) if self.blink else None
+        gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        with self._grad_ctx():
+            res = generate_coefficients(self._nets["exp"], self._nets["pose"], mels, prepared.source_coeff[:70],
+                                        pose_style=self.pose_style, blink=blink, use_blink=self.blink,
+                                        generator=gen, ref_eyeblink=self.ref_eyeblink, ref_pose=self.ref_pose)
+        return res.coeffs
+
+    def animate(self, prepared: SadTalkerPrepared, audio: Audio, *, fps: float,
+                progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
+        """Yield exactly ``frame_count(audio.duration, fps)`` frames in chunks."""
+        if fps <= 0:
+            raise ConfigError(f"fps must be positive, got {fps}")
+        self.load()
+        coeffs = self.coefficients(prepared, audio, fps=fps)
+        yield from self.render(prepared, coeffs, progress=progress)
+
+    def render(self, prepared: SadTalkerPrepared, coeffs: np.ndarray, *,
+               progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
+        """Render (T, 70) coefficients to frames (chunks of ``chunk_frames``)."""
+        import torch
+
+        assert self._nets is not None
+        from .mapping import render_inputs
+
+        t = coeffs.shape[0]
+        ri = render_inputs(prepared.source_coeff, coeffs, full=self.full_mode,
+                           expression_scale=self.expression_scale, still=self.still,
+                           yaw=self.yaw, pitch=self.pitch, roll=self.roll)
+        sem, src_sem = ri.target, ri.source
+        free = {f"{k}_deg": np.asarray(v, np.float32) for k, v in
+                (("yaw", ri.yaw), ("pitch", ri.pitch), ("roll", ri.roll)) if v is not None}
+        kp_net, gen, mapping = self._nets["kp"], self._nets["gen"], self._nets["mapping"]
+        dev = torch.device(self.device)
+        with self._grad_ctx(), self._autocast():
+            kp_can = prepared.kp_canonical if prepared.kp_canonical is not None else None
+            he_src = _mapping_out(mapping(torch.from_numpy(src_sem[None]).to(dev)))
+            bs = self.batch_size if self.batched else 1
+            done, buf = 0, []
+            for b0 in range(0, t, bs):
+                idx = list(range(b0, min(t, b0 + bs)))
+                n = len(idx)
+                if kp_can is None:  # upstream: detector on every batch row's copy of the source
+                    kc = kp_net(prepared.source.expand(n, -1, -1, -1)).float()
+                else:
+                    kc = kp_can
+                from .keypoints import transform_keypoints
+
+                ks = transform_keypoints(kc, *(v.float().expand(n, *v.shape[1:]) for v in he_src))
+                he = _mapping_out(mapping(torch.from_numpy(sem[idx]).to(dev)))
+                kw = {k: torch.from_numpy(v[idx]).to(dev) for k, v in free.items()}
+                kd = transform_keypoints(kc, *(v.float() for v in he), **kw)
+                if prepared.features is not None:
+                    out = gen.render(prepared.features, ks, kd)
+                else:
+                    out = gen(self._mem(prepared.source.expand(n, -1, -1, -1)), ks, kd)
+                frames = _to_uint8(out.float().permute(0, 2, 3, 1).cpu().numpy())
+                buf.append(self._finish(prepared, frames))
+                got = sum(len(x) for x in buf)
+                if got >= self.chunk_frames or idx[-1] == t - 1:
+                    chunk = np.concatenate(buf)
+                    yield FrameChunk(frames=chunk, start=done)
+                    done += len(chunk)
+                    buf = []
+                    if progress is not None:
+                        progress(done, t)
+
+    def _finish(self, prepared: SadTalkerPrepared, frames: np.ndarray) -> np.ndarray:
+        if prepared.paster is not None:
+            return prepared.paster.paste(frames)
+        w, h = prepared.out_size
+        if (w, h) == frames.shape[2:0:-1]:
+            return frames
+        import cv2
+
+        return np.stack([cv2.resize(f, (w, h)) for f in frames])
+
+
+def _mapping_out(out: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """MappingNet output as (yaw, pitch, roll, t, exp) whether it returns a dict or a tuple."""
+    if isinstance(out, dict):
+        return out["yaw"], out["pitch"], out["roll"], out["t"], out["exp"]
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """skimage ``img_as_ubyte`` for [0, 1] floats: x * 255, rounded."""
+    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+
+
+def _to_16k(audio: Audio) -> np.ndarray:
+    samples = np.asarray(audio.samples, np.float32).reshape(-1)
+    if audio.sample_rate == 16000:
+        return samples
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(int(audio.sample_rate), 16000)
+    return resample_poly(samples, 16000 // g, int(audio.sample_rate) // g).astype(np.float32)
+
+
+__all__ = ["SadTalkerAnimator", "SadTalkerPrepared", "ModelLoadError"]
