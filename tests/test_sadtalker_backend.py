@@ -159,3 +159,14 @@ def test_default_animator_follows_cached_weights(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="talkinghead"):
         assert _default_animator() == "sadtalker"
     assert "animator: sadtalker" in caplog.text
+
+
+def test_missing_torch_names_the_extra(monkeypatch):
+    import sys
+
+    from talkinghead.backends.sadtalker.backend import SadTalkerAnimator
+    from talkinghead.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    with pytest.raises(MissingDependencyError, match=r"talkinghead\[sadtalker\]"):
+        SadTalkerAnimator().load()

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...errors import AudioError, ConfigError, ModelLoadError
+from ...errors import AudioError, ConfigError, MissingDependencyError, ModelLoadError
 from ...stages.animator import ProgressCallback, frame_count
 from ...stages.base import BackendBase
 from ...types import Audio, FrameChunk, Portrait
@@ -134,7 +134,10 @@ class SadTalkerAnimator(BackendBase):
         """Load all networks (idempotent)."""
         if self._nets is not None:
             return
-        import torch
+        try:
+            import torch
+        except ImportError as exc:
+            raise MissingDependencyError("torch", "sadtalker", "the SadTalker animator") from exc
 
         from . import checkpoint as ck
 
