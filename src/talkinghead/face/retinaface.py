@@ -300,7 +300,8 @@ def nms(boxes: np.ndarray, threshold: float) -> np.ndarray:
         w = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
         h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
         inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 -> nan, never suppresses (as torchvision)
+            iou = inter / (areas[i] + areas[rest] - inter)
         suppressed[rest[iou.astype(np.float64) > threshold]] = True
     return np.asarray(keep, dtype=np.int64)
 
