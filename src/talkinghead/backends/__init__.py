@@ -14,6 +14,7 @@ from ..hookspecs import hookimpl
 BUILTIN_BACKENDS: tuple[str, ...] = (
     "piper:PiperTTS",
     "mp4:Mp4Writer",
+    "gfpgan:GFPGANEnhancer",
 )
 
 
