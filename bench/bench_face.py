@@ -115,6 +115,19 @@ def bench_parsenet(args) -> list[Row]:
 BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_detection, bench_paste, bench_parsenet]
 
 
+def _gfpgan_benches() -> list[Callable[[argparse.Namespace], list]]:
+    """GFPGAN restoration and whole-enhancer rows, from bench_gfpgan.py next to this file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_gfpgan", Path(__file__).with_name("bench_gfpgan.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GFPGAN_BENCHES
+
+
+BENCHES += _gfpgan_benches()
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
