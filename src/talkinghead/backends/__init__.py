@@ -24,6 +24,7 @@ BUILTIN_BACKENDS: tuple[str, ...] = (
     "mp4:Mp4Writer",
     "viseme:VisemeAnimator",
     "sadtalker.backend:SadTalkerAnimator",
+    "gfpgan:GFPGANEnhancer",
 )
 
 

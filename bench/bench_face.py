@@ -1,0 +1,152 @@
+"""Face-stack timings on CPU with synthetic (deterministic-fill) weights; prints one table.
+
+Usage: PYTHONPATH=src python bench/bench_face.py [--threads 2] [--repeat 10] [--quick]
+
+Rows are produced by the functions in BENCHES; add a function ``bench_xxx(args) -> list[Row]`` and
+append it to the list to add rows (the GFPGAN restoration rows go there).
+Timing is weight-independent except for how many boxes pass the detector threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSET = ROOT / "assets" / "portrait_astronaut.png"
+
+
+class Row(NamedTuple):
+    name: str
+    median_ms: float
+    min_ms: float
+    n: int
+    note: str = ""
+
+
+def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> tuple[float, float, int]:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1000)
+    return statistics.median(ts), min(ts), repeat
+
+
+def _portrait_bgr(size: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(cv2.imread(str(ASSET)), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def bench_detection(args) -> list[Row]:
+    import torch
+
+    from talkinghead.face.fill import fill_like
+    from talkinghead.face.retinaface import RetinaFace, detect_faces, load_retinaface, priors_for
+
+    rows = []
+    img = _portrait_bgr(512)
+    for model, rep in (("mobilenet0.25", args.repeat), ("resnet50", max(3, args.repeat // 3))):
+        if model == "resnet50" and args.quick:
+            continue
+        net = load_retinaface(fill_like(RetinaFace(model)), model)
+        x = net.preprocess(img)
+        with torch.no_grad():
+            rows.append(Row(f"RetinaFace {model} forward 512x512", *timeit(lambda: net(x), rep)))
+        rows.append(Row(f"RetinaFace {model} detect (conf 0.97) 512x512", *timeit(
+            lambda: detect_faces(net, img, 0.97), rep), "incl. preprocessing, cached priors, decode, NMS"))
+    rows.append(Row("priors 512x512 (cached lookup)", *timeit(lambda: priors_for(512, 512), 50), "upstream: 8.8 ms"))
+    return rows
+
+
+def bench_paste(args) -> list[Row]:
+    from talkinghead.face import align
+
+    rows = []
+    yy, xx = np.mgrid[0:512, 0:512]
+    labels = np.zeros((512, 512), np.uint8)
+    labels[((xx - 256) / 170.0) ** 2 + ((yy - 300) / 215.0) ** 2 < 1] = 1
+    for size in (256, 512):
+        frame = _portrait_bgr(size)
+        s = size / 512
+        lm = np.array([[200, 240], [312, 242], [256, 300], [210, 360], [305, 362]], float) * s
+        m = align.estimate_affine(lm, 512)
+        face = 255 - align.warp_face(frame, m, 512)
+        rows.append(Row(f"align: LMEDS affine + 512 crop, {size}^2 frame", *timeit(
+            lambda: align.warp_face(frame, align.estimate_affine(lm, 512), 512), args.repeat)))
+        for mode in ("square", "parse", "parse_noblur", "fast"):
+            paster = align.FastPaster()
+            fn = lambda: align.paste_faces(frame, [face], [m], upscale=2, mode=mode,  # noqa: E731
+                                           parse_labels=[labels], fast=paster)
+            note = {"parse": "excl. ParseNet forward", "parse_noblur": "excl. ParseNet forward",
+                    "fast": "cached mask; incl. LANCZOS4 background upscale"}.get(mode, "")
+            rows.append(Row(f"paste-back {mode}, {size}^2 frame, up 2, face 512", *timeit(fn, args.repeat), note))
+        bg = align.upscale_background(frame, 2)
+        paster = align.FastPaster()
+        rows.append(Row(f"paste-back fast blend only (no bg upscale), {size}^2 up 2", *timeit(
+            lambda: paster.paste(bg.copy(), [face], [m], upscale=2), args.repeat)))
+    return rows
+
+
+def bench_parsenet(args) -> list[Row]:
+    if args.quick:
+        return []
+    import torch
+
+    from talkinghead.face.fill import fill_like
+    from talkinghead.face.parsenet import ParseNet, load_parsenet
+
+    net = load_parsenet(fill_like(ParseNet()))
+    x = torch.zeros(1, 3, 512, 512)
+    with torch.no_grad():
+        return [Row("ParseNet forward 512x512", *timeit(lambda: net(x), 2, warmup=1), "only for parse modes")]
+
+
+#: Each entry returns rows; append more (e.g. GFPGAN restoration) here.
+BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_detection, bench_paste, bench_parsenet]
+
+
+def _gfpgan_benches() -> list[Callable[[argparse.Namespace], list]]:
+    """GFPGAN restoration and whole-enhancer rows, from bench_gfpgan.py next to this file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_gfpgan", Path(__file__).with_name("bench_gfpgan.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GFPGAN_BENCHES
+
+
+BENCHES += _gfpgan_benches()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--quick", action="store_true", help="skip ResNet-50 and ParseNet")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import cv2
+
+    print(f"torch {torch.__version__}, opencv {cv2.__version__}, threads {args.threads}")
+    print(f"| {'step':<58} | {'median ms':>9} | {'min ms':>8} | {'n':>3} | note |")
+    print(f"| {'-' * 58} | {'-' * 9} | {'-' * 8} | {'-' * 3} | --- |")
+    for bench in BENCHES:
+        for r in bench(args):
+            print(f"| {r.name:<58} | {r.median_ms:9.2f} | {r.min_ms:8.2f} | {r.n:3d} | {r.note} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,392 @@
+"""The ``gfpgan`` enhancer: detect faces, align, restore with GFPGAN v1.4, paste back.
+
+Per chunk of frames: RetinaFace finds faces (every ``detect_every``-th frame; in between the last
+landmarks are reused, since a talking head barely moves), each face is aligned to the FFHQ
+template, the crops are restored in batches, and the restored faces are blended back. The chunk
+keeps its frame count; frames without a face pass through unchanged (only upscaled when
+``upscale > 1``).
+
+``restore_size`` picks what "restoring at 256 / 512" means with the official 512-only weights:
+
+* ``"full512"`` (upstream): 512 crops end to end.
+* ``"align256"``: align to a 256 crop, resize it to 512 for the network, resize the output back to
+  256 before pasting. Same network cost as ``full512``; cheaper warps and masks, softer result.
+* ``"decoder256"`` (experimental): 512 crop into the encoder, stop the StyleGAN decoder at its 256
+  level and paste that RGB skip. About a quarter less compute; the 256 level was not trained as an
+  output.
+
+Feeding a 256 crop to the 512 network is refused: upstream's GFPGANer catches the resulting error and
+silently pastes the unrestored crop (so "256" looked faster because nothing was restored). Here any
+failure of the network raises :class:`~talkinghead.errors.StageError`.
+
+Torch, OpenCV and the face modules are imported in :meth:`GFPGANEnhancer.load` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from ..errors import ConfigError, StageError, WeightsMissingError
+from ..stages.base import BackendBase
+from ..types import Face, FrameChunk
+
+log = logging.getLogger(__name__)
+
+RESTORE_SIZES: tuple[str, ...] = ("full512", "align256", "decoder256")
+PASTE_MODES: tuple[str, ...] = ("fast", "square", "parse", "parse_noblur")
+NOISE_MODES: tuple[str, ...] = ("stored", "seeded", "random")
+MULTIPLE_FACES: tuple[str, ...] = ("all", "largest")
+
+GFPGAN_WEIGHTS_NAME = "gfpgan-v1.4"
+PARSENET_WEIGHTS_NAME = "parsenet"
+PARSENET_URL = "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth"
+
+
+class _Detector(Protocol):
+    def load(self) -> None: ...
+
+    def detect_batch(self, frames: np.ndarray) -> list[list[Face]]: ...
+
+
+class GFPGANEnhancer(BackendBase):
+    """Face restoration with GFPGAN v1.4 on every frame of a chunk.
+
+    Args:
+        restore_size: ``"full512"`` (upstream), ``"align256"`` or ``"decoder256"`` (experimental);
+            see the module docstring and ``docs/enhancer.md``.
+        upscale: Output scale. 1 (default) keeps the video size; upstream GFPGANer uses 2.
+        paste: ``"fast"`` (feathered mask warped only over the face box, cached; default),
+            ``"square"`` (upstream without parsing), ``"parse"`` (upstream default: ParseNet mask,
+            two 101x101 blurs) or ``"parse_noblur"``.
+        parse_mask: With ``paste="fast"``, also narrow the mask with ParseNet's face classes
+            (runs ParseNet, about as costly as GFPGAN itself, per face).
+        multiple_faces: ``"all"`` restores every face found; ``"largest"`` only the biggest.
+        detect_every: Detect on every k-th frame and reuse the last landmarks in between (1 =
+            detect every frame). A frame where the last detection found nothing is always re-detected.
+        detector_model: RetinaFace backbone, ``"mobilenet0.25"`` (default, ~17 ms) or ``"resnet50"``
+            (upstream, ~190 ms per 512x512 frame on 2 CPU threads).
+        det_conf: Detector score threshold (FaceRestoreHelper uses 0.97).
+        eye_dist_threshold: Ignore faces whose eyes are closer than this many pixels.
+        noise: ``"stored"`` (checkpoint noise maps: deterministic, no flicker; default),
+            ``"seeded"`` (fixed-seed noise) or ``"random"`` (fresh noise per frame, upstream).
+        seed: Seed for ``noise="seeded"``.
+        batch_size: Faces per network call.
+        device: Torch device (``"cpu"``, ``"cuda"``...).
+        weights: ``GFPGANv1.4.pth`` path (default: the weights cache, ``gfpgan-v1.4``).
+        detector_weights: RetinaFace checkpoint path (default: the weights cache).
+        parsenet_weights: ``parsing_parsenet.pth`` path (default: the weights cache), used only
+            by the parse paste modes or ``parse_mask``.
+        cache_dir: Weights cache directory (default: talkinghead's cache).
+    """
+
+    stage: ClassVar[str] = "enhancer"
+    name: ClassVar[str] = "gfpgan"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"face-restoration", "gpu", "batch"})
+
+    def __init__(
+        self,
+        *,
+        restore_size: str = "full512",
+        upscale: float = 1,
+        paste: str = "fast",
+        parse_mask: bool = False,
+        multiple_faces: str = "all",
+        detect_every: int = 1,
+        detector_model: str = "mobilenet0.25",
+        det_conf: float = 0.97,
+        eye_dist_threshold: float = 5.0,
+        noise: str = "stored",
+        seed: int = 0,
+        batch_size: int = 4,
+        device: str = "cpu",
+        weights: str | os.PathLike[str] | None = None,
+        detector_weights: str | os.PathLike[str] | None = None,
+        parsenet_weights: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        def choice(name: str, value: str, allowed: Sequence[str]) -> str:
+            if value not in allowed:
+                raise ConfigError(f"gfpgan: {name} must be one of {', '.join(allowed)}; got {value!r}")
+            return value
+
+        self.restore_size = choice("restore_size", restore_size, RESTORE_SIZES)
+        self.paste = choice("paste", paste, PASTE_MODES)
+        self.multiple_faces = choice("multiple_faces", multiple_faces, MULTIPLE_FACES)
+        self.noise = choice("noise", noise, NOISE_MODES)
+        if not (isinstance(upscale, (int, float)) and 1 <= float(upscale) <= 8):
+            raise ConfigError(f"gfpgan: upscale must be a number between 1 and 8; got {upscale!r}")
+        if not (isinstance(detect_every, int) and detect_every >= 1):
+            raise ConfigError(f"gfpgan: detect_every must be an integer >= 1; got {detect_every!r}")
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ConfigError(f"gfpgan: batch_size must be an integer >= 1; got {batch_size!r}")
+        if not 0 < float(det_conf) < 1:
+            raise ConfigError(f"gfpgan: det_conf must be in (0, 1); got {det_conf!r}")
+        self.upscale = float(upscale)
+        self.parse_mask = bool(parse_mask)
+        self.detect_every = detect_every
+        self.detector_model = detector_model
+        self.det_conf = float(det_conf)
+        self.eye_dist_threshold = float(eye_dist_threshold)
+        self.seed = int(seed)
+        self.batch_size = batch_size
+        self.device = device
+        self.weights = weights
+        self.detector_weights = detector_weights
+        self.parsenet_weights = parsenet_weights
+        self.cache_dir = cache_dir
+
+        self._detector: Any = None
+        self._net: Any = None
+        self._parsenet: Any = None
+        self._paster: Any = None
+        self._track: list[Face] | None = None  # faces of the last detection
+        self._since_detect = 0
+        self._next_start: int | None = None
+        self.frames_seen = 0
+        self.frames_without_face = 0
+        self.faces_restored = 0
+        self.detections_run = 0
+
+    # ------------------------------------------------------------------ construction / loading
+
+    @property
+    def needs_parsenet(self) -> bool:
+        """Whether the configuration runs ParseNet."""
+        return self.paste in ("parse", "parse_noblur") or self.parse_mask
+
+    @property
+    def crop_size(self) -> int:
+        """Side of the aligned crop taken from the frame (256 only for ``align256``)."""
+        return 256 if self.restore_size == "align256" else 512
+
+    @classmethod
+    def from_components(
+        cls, *, detector: _Detector, net: Any, parsenet: Any = None, **config: Any
+    ) -> GFPGANEnhancer:
+        """An enhancer around already-built parts (tests, custom detectors, shared networks).
+
+        Args:
+            detector: Anything with ``detect_batch(frames) -> list[list[Face]]`` (e.g.
+                :class:`talkinghead.face.detector.FaceDetector`).
+            net: A loaded :class:`talkinghead.face.gfpgan.GFPGANv1Clean`.
+            parsenet: A loaded ParseNet when the configuration needs one.
+            **config: The usual keyword configuration.
+        """
+        enh = cls(**config)
+        enh._detector, enh._net, enh._parsenet = detector, net, parsenet
+        return enh
+
+    def _cached_path(self, name: str, explicit: str | os.PathLike[str] | None, what: str, url: str) -> Path:
+        if explicit is not None:
+            return Path(explicit).expanduser()
+        try:
+            from ..weights import WeightsManager
+        except ImportError:
+            raise WeightsMissingError(
+                f"no path given for the {what} weights and no weights cache is available; download "
+                f"{url} and pass its path (gfpgan option for {what})"
+            ) from None
+        return Path(WeightsManager(self.cache_dir).require(name)[name])
+
+    def load(self) -> None:
+        """Load the detector, GFPGAN and (if needed) ParseNet. Idempotent.
+
+        Raises:
+            WeightsMissingError: a checkpoint is missing (the message says where to get it).
+            ModelLoadError: a checkpoint is corrupt or of the wrong architecture.
+            MissingDependencyError: torch or OpenCV is not installed.
+        """
+        try:
+            import cv2  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError(exc.name or "torch", "face", "the gfpgan enhancer") from exc
+        from ..face.gfpgan import GFPGAN_URL, load_gfpgan
+
+        if self._net is None:
+            path = self._cached_path(GFPGAN_WEIGHTS_NAME, self.weights, "GFPGAN v1.4", GFPGAN_URL)
+            self._net = load_gfpgan(path, device=self.device)
+        if self._detector is None:
+            from ..face.detector import FaceDetector
+
+            det = FaceDetector(
+                weights_path=self.detector_weights,
+                model=self.detector_model,
+                conf=self.det_conf,
+                eye_dist_threshold=self.eye_dist_threshold,
+                device=self.device,
+                cache_dir=self.cache_dir,
+            )
+            det.load()
+            self._detector = det
+        if self.needs_parsenet and self._parsenet is None:
+            from ..face.parsenet import load_parsenet
+
+            path = self._cached_path(PARSENET_WEIGHTS_NAME, self.parsenet_weights, "ParseNet", PARSENET_URL)
+            if not path.is_file():
+                raise WeightsMissingError(
+                    f"ParseNet weights not found at {path}; download {PARSENET_URL} and put it there "
+                    "(or pass parsenet_weights=...), or use paste='fast' without parse_mask",
+                    [str(path)],
+                )
+            self._parsenet = load_parsenet(path, self.device)
+        if self._paster is None:
+            from ..face.align import FastPaster
+
+            self._paster = FastPaster()
+
+    def close(self) -> None:
+        """Drop the networks and the tracking state."""
+        self._detector = self._net = self._parsenet = self._paster = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the tracked faces (call between unrelated videos; a chunk starting at 0 does it too)."""
+        self._track = None
+        self._since_detect = 0
+        self._next_start = None
+
+    # ------------------------------------------------------------------ the stage
+
+    def _faces_for(self, frames: np.ndarray, start: int) -> list[list[Face]]:
+        """Faces per frame: detected on every ``detect_every``-th frame, tracked in between."""
+        if start == 0 or self._next_start is None or start != self._next_start:
+            self.reset()
+        n = len(frames)
+        result: list[list[Face] | None] = [None] * n
+        i = 0
+        while i < n:
+            need = self._track is None or not self._track or self._since_detect >= self.detect_every
+            if not need:
+                result[i] = self._track
+                self._since_detect += 1
+                i += 1
+                continue
+            # detect this frame and the following frames that will certainly be detection frames
+            # (every frame when detect_every == 1), batched through the detector
+            j = i + 1 if self.detect_every > 1 else n
+            found = self._detector.detect_batch(frames[i:j])
+            self.detections_run += j - i
+            for k, faces in enumerate(found):
+                result[i + k] = self._select(faces)
+            self._track = result[j - 1]
+            self._since_detect = 1
+            i = j
+        self._next_start = start + n
+        return [r if r is not None else [] for r in result]
+
+    def _select(self, faces: list[Face]) -> list[Face]:
+        faces = [f for f in faces if f.landmarks is not None]
+        if self.multiple_faces == "largest" and faces:
+            return [max(faces, key=lambda f: f.area)]
+        return faces
+
+    def _restore(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Aligned uint8 RGB crops (``crop_size``) -> restored uint8 RGB faces (paste size)."""
+        import cv2
+        import torch
+
+        from ..face.gfpgan import to_input, to_uint8
+
+        out: list[np.ndarray] = []
+        stop_at = 256 if self.restore_size == "decoder256" else None
+        for b0 in range(0, len(crops), self.batch_size):
+            batch = crops[b0 : b0 + self.batch_size]
+            if self.restore_size == "align256":
+                batch = [cv2.resize(c, (512, 512), interpolation=cv2.INTER_LINEAR) for c in batch]
+            try:
+                with torch.inference_mode():
+                    x = to_input(np.stack(batch), device=self.device)
+                    y = self._net(x, noise=self.noise, seed=self.seed, stop_at=stop_at)
+            except Exception as exc:  # never paste unrestored crops silently (upstream's behaviour)
+                raise StageError(
+                    "enhancer",
+                    self.name,
+                    f"GFPGAN failed on a batch of {len(batch)} face(s) of size {batch[0].shape[:2]}: "
+                    f"{type(exc).__name__}: {exc}",
+                ) from exc
+            faces = to_uint8(y)
+            if self.restore_size == "align256":
+                faces = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in faces])
+            out.extend(faces)
+        return out
+
+    def enhance(self, chunk: FrameChunk) -> FrameChunk:
+        """Restore the faces in every frame of ``chunk``; returns as many frames, same ``start``.
+
+        Raises:
+            StageError: the restoration network failed.
+        """
+        from ..face.align import BORDER_VALUE, estimate_affine, paste_faces, upscale_background, warp_face
+
+        if self._net is None or self._detector is None or self._paster is None:
+            self.load()
+        frames = chunk.frames
+        n, h, w = frames.shape[:3]
+        per_frame = self._faces_for(frames, chunk.start)
+        border_rgb = tuple(reversed(BORDER_VALUE))
+        paste_size = 256 if self.restore_size in ("align256", "decoder256") else 512
+
+        # align every face of the chunk, restore them together
+        jobs: list[tuple[int, np.ndarray]] = []  # (frame index, affine to the paste-size crop)
+        crops: list[np.ndarray] = []
+        for fi, faces in enumerate(per_frame):
+            for face in faces:
+                affine = estimate_affine(face.landmarks, self.crop_size)
+                crops.append(warp_face(frames[fi], affine, self.crop_size, border_rgb))
+                if paste_size != self.crop_size:  # decoder256: 512 crop in, 256 face out
+                    affine = affine * (paste_size / self.crop_size)
+                jobs.append((fi, affine))
+        restored = self._restore(crops) if crops else []
+
+        by_frame: dict[int, list[int]] = {}
+        for k, (fi, _) in enumerate(jobs):
+            by_frame.setdefault(fi, []).append(k)
+        out_h, out_w = int(h * self.upscale), int(w * self.upscale)
+        out = np.empty((n, out_h, out_w, 3), dtype=np.uint8)
+        for fi in range(n):
+            ks = by_frame.get(fi)
+            if not ks:
+                self.frames_without_face += 1
+                out[fi] = frames[fi] if self.upscale == 1 else upscale_background(frames[fi], self.upscale)
+                continue
+            faces = [restored[k] for k in ks]
+            affines = [jobs[k][1] for k in ks]
+            labels = None
+            if self.needs_parsenet:
+                labels = [self._parse(f) for f in faces]
+            mode = self.paste
+            if mode == "fast" and self.upscale == 1:
+                # fast mode blends in place on a copy of the frame: no LANCZOS pass at scale 1
+                out[fi] = self._paster.paste(frames[fi].copy(), faces, affines, parse_labels=labels)
+            else:
+                res = paste_faces(
+                    frames[fi], faces, affines, upscale=self.upscale, mode=mode,
+                    parse_labels=labels, fast=self._paster,
+                )
+                out[fi] = np.clip(res, 0, 255).astype(np.uint8) if res.dtype != np.uint8 else res
+            self.faces_restored += len(ks)
+        self.frames_seen += n
+        return FrameChunk(out, chunk.start)
+
+    def _parse(self, face_rgb: np.ndarray) -> np.ndarray:
+        from ..face.parsenet import parse_face_bgr
+
+        return parse_face_bgr(self._parsenet, np.ascontiguousarray(face_rgb[:, :, ::-1]))
+
+    def stats(self) -> dict[str, int]:
+        """Counters since construction: frames seen, frames without a face, faces restored, detector runs."""
+        return {
+            "frames_seen": self.frames_seen,
+            "frames_without_face": self.frames_without_face,
+            "faces_restored": self.faces_restored,
+            "detections_run": self.detections_run,
+        }
