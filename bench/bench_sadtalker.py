@@ -52,6 +52,52 @@ def _prepared(anim, full: bool):
     return SadTalkerPrepared(src, coeff, kp, feats, (256, 256), paster)
 
 
+def _frames(wdir: Path, frames: int, **cfg) -> np.ndarray:
+    from talkinghead.backends.sadtalker.backend import SadTalkerAnimator
+
+    a = SadTalkerAnimator(weights_dir=wdir, **cfg)
+    a.load()
+    coeffs = (np.random.RandomState(1).standard_normal((frames, 70)) * 0.1).astype(np.float32)
+    return np.concatenate([c.frames for c in a.render(_prepared(a, False), coeffs)])
+
+
+def bf16_error(wdir: Path) -> None:
+    """Max / mean difference of one frame rendered with bfloat16 autocast vs float32."""
+    import torch
+
+    print("\n### bfloat16 autocast vs float32 (1 frame, 256 px, uint8 output)\n")
+    ref = _frames(wdir, 1, bf16=False).astype(np.int16)
+    t0 = time.perf_counter()
+    try:
+        out = _frames(wdir, 1, bf16=True).astype(np.int16)
+    except (RuntimeError, TypeError) as exc:  # CPUs without bf16 support
+        print(f"bf16 not available here: {exc}")
+        return
+    dt = time.perf_counter() - t0
+    d = np.abs(out - ref)
+    print("| max abs diff (levels) | mean abs diff (levels) | pixels off by > 8 levels | bf16 time (s) |")
+    print("|---|---|---|---|")
+    print(f"| {d.max()} | {d.mean():.2f} | {100 * (d > 8).mean():.2f} % | {dt:.1f} |")
+    del torch
+
+
+def temp_video_roundtrip(frames: int = 25) -> float:
+    """Seconds per frame upstream spends writing frames to a temporary mp4 and reading them back."""
+    import av
+
+    from talkinghead.backends.mp4 import Mp4Writer
+    from talkinghead.types import FrameChunk
+
+    fr = np.random.RandomState(0).randint(0, 255, (frames, 256, 256, 3)).astype(np.uint8)
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        Mp4Writer().write([FrameChunk(fr)], None, Path(d) / "tmp.mp4", fps=25)
+        with av.open(str(Path(d) / "tmp.mp4")) as c:
+            back = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert len(back) == frames
+        return (time.perf_counter() - t0) / frames
+
+
 def _run(wdir: Path, frames: int, **cfg) -> float:
     from talkinghead.backends.sadtalker.backend import SadTalkerAnimator
 
@@ -137,6 +183,9 @@ def main() -> None:
             t0 = time.perf_counter()
             p.paste(fr)
             print(f"| paste-back {mode} (1024x768 portrait, per frame) | {(time.perf_counter() - t0) / 8:.4f} | |")
+        print(f"| temp-video write + read back, as upstream between stages (per frame) | {temp_video_roundtrip():.4f} | |")
+        print("| streaming frames to the writer (ours, per frame) | 0 | |")
+        bf16_error(wdir)
         if not args.skip_fps:
             print(f"\n### Run time vs fps ({args.seconds} s clip, render loop, default switches)\n")
             print("| fps | frames | seconds |\n|---|---|---|")
