@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 PREPROCESS_MODES = ("crop", "extcrop", "resize", "full", "extfull")
 PASTE_MODES = ("fast", "seamless")
+#: 68-point landmark sources for the crop and the 3DMM alignment: MediaPipe Face Mesh (bundled,
+#: no download) or upstream's RetinaFace ResNet-50 + AWing FAN (``talkinghead weights download awing retinaface``).
+LANDMARK_SOURCES = ("mediapipe", "awing")
 NUM_POSE_STYLES = 46
 
 
@@ -74,6 +77,9 @@ class SadTalkerAnimator(BackendBase):
         batched, channels_last, inference_mode, kp_once, source_cache, weight_cache: optimisation
             switches (see the module docstring).
         chunk_frames: frames per yielded chunk (default: ``batch_size`` rounded up to 8).
+        landmarks: ``"mediapipe"`` (default, offline) or ``"awing"`` (RetinaFace ResNet-50 + AWing FAN
+            as upstream; needs ``talkinghead weights download awing retinaface``, or the two facexlib
+            files in ``weights_dir``).
     """
 
     stage: ClassVar[str] = "animator"
@@ -90,7 +96,10 @@ class SadTalkerAnimator(BackendBase):
                  mapping_checkpoint: str | Path | None = None, device: str = "cpu", bf16: bool = False,
                  paste_mode: str = "fast", batched: bool = True, channels_last: bool = False,
                  inference_mode: bool = True, kp_once: bool = True, source_cache: bool = True,
-                 weight_cache: bool = True, chunk_frames: int | None = None) -> None:
+                 weight_cache: bool = True, chunk_frames: int | None = None,
+                 landmarks: str = "mediapipe") -> None:
+        if landmarks not in LANDMARK_SOURCES:
+            raise ConfigError(f"sadtalker landmarks must be one of {LANDMARK_SOURCES}, got {landmarks!r}")
         if size not in (256, 512):
             raise ConfigError(f"sadtalker size must be 256 or 512, got {size!r}")
         if preprocess not in PREPROCESS_MODES:
@@ -116,6 +125,7 @@ class SadTalkerAnimator(BackendBase):
         self.kp_once, self.source_cache, self.weight_cache = kp_once, source_cache, weight_cache
         self.chunk_frames = chunk_frames or max(8, batch_size)
         self._nets: dict[str, Any] | None = None
+        self.landmarks = landmarks
         self._landmarks: Any = None  # preprocess.LandmarkSource, created on the first prepare()
 
     # ------------------------------------------------------------------ weights
@@ -138,6 +148,8 @@ class SadTalkerAnimator(BackendBase):
             import torch
         except ImportError as exc:
             raise MissingDependencyError("torch", "sadtalker", "the SadTalker animator") from exc
+        if self.landmarks != "mediapipe" and self._landmarks is None:
+            self._landmarks = self._make_landmarks()  # fails early if the AWing/RetinaFace files are missing
 
         from . import checkpoint as ck
 
@@ -156,6 +168,27 @@ class SadTalkerAnimator(BackendBase):
                 if isinstance(m, torch.nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
         self._nets = nets
+
+    def _make_landmarks(self) -> Any:
+        """The configured :class:`~.preprocess.LandmarkSource` (AWing: loaded now, so missing weights fail early)."""
+        from . import preprocess as pp
+
+        if self.landmarks == "mediapipe":
+            return pp.MediaPipeLandmarks()
+        from ...face.awing import AWING_FILE, AWingAligner, AWingLandmarks
+        from ...face.detector import FaceDetector
+
+        # weights_dir may hold the facexlib files next to the SadTalker ones (upstream's gfpgan/weights)
+        here = Path(self.weights_dir) if self.weights_dir is not None else None
+        det_file = here / "detection_Resnet50_Final.pth" if here is not None else None
+        aw_file = here / AWING_FILE if here is not None else None
+        src = AWingLandmarks(
+            detector=FaceDetector(model="resnet50", conf=0.97, device=self.device,
+                                  weights_path=det_file if det_file is not None and det_file.is_file() else None),
+            aligner=AWingAligner(device=self.device,
+                                 weights_path=aw_file if aw_file is not None and aw_file.is_file() else None))
+        src.load()
+        return src
 
     def close(self) -> None:
         self._nets = None
@@ -189,7 +222,7 @@ class SadTalkerAnimator(BackendBase):
         assert self._nets is not None
         image = portrait.image
         if self._landmarks is None:
-            self._landmarks = pp.MediaPipeLandmarks()
+            self._landmarks = self._make_landmarks()
         # NoFaceError / MultipleFacesError / FaceTooSmallError come from faces.select_face
         crop = pp.crop_portrait(image, mode=self.preprocess, size=self.size, multiple_faces=multiple_faces,
                                 landmarks=self._landmarks)
