@@ -23,8 +23,8 @@ install-all: $(VENV)/bin/python
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -e ".[all,dev]"
 	# openai-whisper without triton (GPU-only; not needed on CPU)
-	$(PIP) install -q --no-deps "openai-whisper==20250625"
 	$(PIP) install -q more-itertools tiktoken numba
+	$(PIP) install -q --no-deps "openai-whisper==20250625"
 
 demo: install-offline
 	$(VENV)/bin/talkinghead say --image assets/portrait_astronaut.png --text "$(DEMO_TEXT)" --output demo.mp4
