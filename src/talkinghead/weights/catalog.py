@@ -162,8 +162,8 @@ BUNDLES: tuple[WeightBundle, ...] = (
     ),
     WeightBundle(
         "enhancer-gfpgan",
-        ("gfpgan-v1.4", "retinaface-resnet50", "parsenet"),
-        "everything the GFPGAN enhancer needs",
+        ("gfpgan-v1.4", "retinaface-mobilenet0.25", "retinaface-resnet50", "parsenet"),
+        "everything the GFPGAN enhancer needs (default MobileNet-0.25 detector, the upstream ResNet-50 one, ParseNet)",
     ),
 )
 
