@@ -159,7 +159,7 @@ def bench_enhancer(args) -> list[Row]:
         configs.append(("upstream-equiv: resnet50, full512, parse+blur, random noise", "resnet50",
                         {"paste": "parse", "noise": "random"}))
     rows = []
-    frames_per_call = 5
+    frames_per_call = 2
     for size in (256, 512):
         frame = cv2.resize(portrait, (size, size), interpolation=cv2.INTER_AREA)
         frames = np.repeat(frame[None], frames_per_call, axis=0)

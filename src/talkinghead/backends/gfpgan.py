@@ -76,7 +76,8 @@ class GFPGANEnhancer(BackendBase):
         noise: ``"stored"`` (checkpoint noise maps: deterministic, no flicker; default),
             ``"seeded"`` (fixed-seed noise) or ``"random"`` (fresh noise per frame, upstream).
         seed: Seed for ``noise="seeded"``.
-        batch_size: Faces per network call.
+        batch_size: Faces per network call; default 1 on CPU (batching gains nothing there and
+            costs memory) and 8 on other devices.
         device: Torch device (``"cpu"``, ``"cuda"``...).
         weights: ``GFPGANv1.4.pth`` path (default: the weights cache, ``gfpgan-v1.4``).
         detector_weights: RetinaFace checkpoint path (default: the weights cache).
@@ -103,7 +104,7 @@ class GFPGANEnhancer(BackendBase):
         eye_dist_threshold: float = 5.0,
         noise: str = "stored",
         seed: int = 0,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         device: str = "cpu",
         weights: str | os.PathLike[str] | None = None,
         detector_weights: str | os.PathLike[str] | None = None,
@@ -123,6 +124,8 @@ class GFPGANEnhancer(BackendBase):
             raise ConfigError(f"gfpgan: upscale must be a number between 1 and 8; got {upscale!r}")
         if not (isinstance(detect_every, int) and detect_every >= 1):
             raise ConfigError(f"gfpgan: detect_every must be an integer >= 1; got {detect_every!r}")
+        if batch_size is None:
+            batch_size = 1 if str(device).startswith("cpu") else 8
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise ConfigError(f"gfpgan: batch_size must be an integer >= 1; got {batch_size!r}")
         if not 0 < float(det_conf) < 1:

@@ -388,7 +388,7 @@ def _missing_message(path: Path) -> str:
     return (
         f"GFPGAN weights not found at {path}. Download {GFPGAN_FILENAME} from {GFPGAN_URL} "
         f"(about 348 MB) and place it at {path}, or pass its location with the `weights` option "
-        "of the gfpgan enhancer (`talkinghead weights download gfpgan` does this where available)."
+        "of the gfpgan enhancer (`talkinghead weights download gfpgan-v1.4` puts it in the weights cache)."
     )
 
 
@@ -407,7 +407,9 @@ def read_gfpgan_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise WeightsMissingError(_missing_message(p), files=[str(p)])
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, OSError, io.UnsupportedOperation) as exc:
+    except (
+        RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, OSError, io.UnsupportedOperation
+    ) as exc:
         raise ModelLoadError(
             f"cannot read GFPGAN checkpoint {p}: {exc.__class__.__name__}: {str(exc)[:300]}. The file is "
             f"probably truncated or not a torch checkpoint; delete it and download it again from {GFPGAN_URL}"
