@@ -105,15 +105,16 @@ class Server:
                 if head_only:
                     return
                 cut = server.cut_once.pop(key, None)
+                # record before writing: the client may finish reading before this thread resumes
                 if cut is not None:
+                    entry["sent"] = cut
                     self.wfile.write(body[:cut])
                     self.wfile.flush()
-                    entry["sent"] = cut
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                self.wfile.write(body)
                 entry["sent"] = len(body)
+                self.wfile.write(body)
 
             def do_GET(self):
                 self._send(False)
