@@ -6,7 +6,6 @@ import logging
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from ..stages import BackendBase
 from ..types import Audio, Transcript, TranscriptWord
 from . import openai_common as oc
 
@@ -20,7 +19,7 @@ _LANGUAGE_CODES = {
 }
 
 
-class OpenAIASR(BackendBase):
+class OpenAIASR(oc.ClientBackend):
     """Speech recognition through the OpenAI transcriptions API (or a compatible server).
 
     Args:
@@ -60,19 +59,6 @@ class OpenAIASR(BackendBase):
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self._client: Any = None
 
-    def load(self) -> None:
-        if self._client is None:
-            self._client = oc.make_client(
-                stage="asr", api_key=self.api_key, api_key_env=self.api_key_env, base_url=self.base_url,
-                api_version=self.api_version, timeout=self.timeout,
-            )
-
-    def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            finally:
-                self._client = None
 
     def transcribe(self, audio: Audio, *, language: str | None = None) -> Transcript:
         """Upload ``audio`` as 16 kHz WAV and return the server's transcript."""

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, ServiceError
+from ..stages import BackendBase
 from ..types import Audio
 
 log = logging.getLogger(__name__)
@@ -207,3 +208,28 @@ def decode_audio(data: bytes, response_format: str, pcm_rate: int = 24000) -> Au
     from ..io import load_audio
 
     return load_audio(bytes(data))
+
+
+class ClientBackend(BackendBase):
+    """Shared ``load``/``close`` of the backends that talk to an OpenAI-protocol server.
+
+    Subclasses set ``api_key``, ``api_key_env``, ``base_url``, ``api_version`` and ``timeout``
+    (and optionally ``organization``) in their constructor.
+    """
+
+    _client: Any = None
+
+    def load(self) -> None:
+        if self._client is None:
+            extra = {"organization": self.organization} if getattr(self, "organization", None) else {}
+            self._client = make_client(
+                stage=self.stage, api_key=self.api_key, api_key_env=self.api_key_env, base_url=self.base_url,
+                api_version=self.api_version, timeout=self.timeout, **extra,
+            )
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None

@@ -11,14 +11,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, ServiceError
-from ..stages import BackendBase
 from ..types import ChatMessage
 from . import openai_common as oc
 
 log = logging.getLogger(__name__)
 
 
-class OpenAILLM(BackendBase):
+class OpenAILLM(oc.ClientBackend):
     """Chat completions over the OpenAI protocol (OpenAI, Azure, Ollama, llama.cpp, vLLM...).
 
     Args:
@@ -67,24 +66,6 @@ class OpenAILLM(BackendBase):
         self.organization = organization
         self._client: Any = None
 
-    def load(self) -> None:
-        if self._client is None:
-            self._client = oc.make_client(
-                stage="llm",
-                api_key=self.api_key,
-                api_key_env=self.api_key_env,
-                base_url=self.base_url,
-                api_version=self.api_version,
-                timeout=self.timeout,
-                organization=self.organization,
-            )
-
-    def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            finally:
-                self._client = None
 
     def _retry(self, call):
         return oc.with_retries(

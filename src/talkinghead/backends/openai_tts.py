@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, StageError, TextError
-from ..stages import BackendBase
 from ..types import Audio, VoiceProfile
 from . import openai_common as oc
 
@@ -22,7 +21,7 @@ OPENAI_VOICES = (
 MAX_INPUT_CHARS = 4096
 
 
-class OpenAITTS(BackendBase):
+class OpenAITTS(oc.ClientBackend):
     """Speech from the OpenAI speech API (or a compatible server such as a local TTS gateway).
 
     Args:
@@ -69,19 +68,6 @@ class OpenAITTS(BackendBase):
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self._client: Any = None
 
-    def load(self) -> None:
-        if self._client is None:
-            self._client = oc.make_client(
-                stage="tts", api_key=self.api_key, api_key_env=self.api_key_env, base_url=self.base_url,
-                api_version=self.api_version, timeout=self.timeout,
-            )
-
-    def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            finally:
-                self._client = None
 
     def voices(self) -> Sequence[str]:
         """The voice names (OpenAI's, or ``voices_list`` for another server)."""
