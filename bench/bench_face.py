@@ -10,35 +10,16 @@ Timing is weight-independent except for how many boxes pass the detector thresho
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
+from _table import Row, run_table, timeit  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSET = ROOT / "assets" / "portrait_astronaut.png"
 
 
-class Row(NamedTuple):
-    name: str
-    median_ms: float
-    min_ms: float
-    n: int
-    note: str = ""
-
-
-def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> tuple[float, float, int]:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts), min(ts), repeat
 
 
 def _portrait_bgr(size: int) -> np.ndarray:
@@ -129,23 +110,8 @@ BENCHES += _gfpgan_benches()
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="skip ResNet-50 and ParseNet")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    import cv2
-
-    print(f"torch {torch.__version__}, opencv {cv2.__version__}, threads {args.threads}")
-    print(f"| {'step':<58} | {'median ms':>9} | {'min ms':>8} | {'n':>3} | note |")
-    print(f"| {'-' * 58} | {'-' * 9} | {'-' * 8} | {'-' * 3} | --- |")
-    for bench in BENCHES:
-        for r in bench(args):
-            print(f"| {r.name:<58} | {r.median_ms:9.2f} | {r.min_ms:8.2f} | {r.n:3d} | {r.note} |", flush=True)
-    return 0
+    return run_table(BENCHES, argv, description=__doc__.splitlines()[0], repeat=10,
+                     quick_help="skip ResNet-50 and ParseNet")
 
 
 if __name__ == "__main__":

@@ -16,35 +16,16 @@ detector (its cost is counted) but takes the face landmarks from a fixed templat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
+from _table import Row, run_table, timeit  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSET = ROOT / "assets" / "portrait_astronaut.png"
 
 
-class Row(NamedTuple):
-    name: str
-    median_ms: float
-    min_ms: float
-    n: int
-    note: str = ""
-
-
-def _timeit(fn: Callable[[], object], repeat: int, warmup: int = 1) -> tuple[float, float, int]:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts), min(ts), repeat
 
 
 def _net():
@@ -87,10 +68,10 @@ def bench_restoration(args) -> list[Row]:
     x = to_input(crop512[None])
     g512 = _flops(net, x)
     g256 = _flops(net, x, stop_at=256)
-    rows.append(Row("GFPGAN v1.4 restore (a) full512, 1 face", *_timeit(full512, rep), f"{g512:.1f} GFLOP"))
-    rows.append(Row("GFPGAN v1.4 restore (b) align256 (256->512->256)", *_timeit(align256, rep),
+    rows.append(Row("GFPGAN v1.4 restore (a) full512, 1 face", *timeit(full512, rep, warmup=1), f"{g512:.1f} GFLOP"))
+    rows.append(Row("GFPGAN v1.4 restore (b) align256 (256->512->256)", *timeit(align256, rep, warmup=1),
                     f"{g512:.1f} GFLOP + 2 resizes"))
-    rows.append(Row("GFPGAN v1.4 restore (c) decoder256 (stop at 256)", *_timeit(decoder256, rep),
+    rows.append(Row("GFPGAN v1.4 restore (c) decoder256 (stop at 256)", *timeit(decoder256, rep, warmup=1),
                     f"{g256:.1f} GFLOP ({100 * (1 - g256 / g512):.0f}% less)"))
     if not args.quick:
         batch = np.repeat(crop512[None], 4, axis=0)
@@ -99,7 +80,7 @@ def bench_restoration(args) -> list[Row]:
             with torch.inference_mode():
                 return to_uint8(net(to_input(batch)))
 
-        med, mn, n = _timeit(full512_b4, max(1, rep // 2))
+        med, mn, n = timeit(full512_b4, max(1, rep // 2), warmup=1)
         rows.append(Row("GFPGAN v1.4 restore (a) full512, batch of 4, per face", med / 4, mn / 4, n))
     return rows
 
@@ -173,7 +154,7 @@ def bench_enhancer(args) -> list[Row]:
                 enh.enhance(FrameChunk(frames, start=start[0]))
                 start[0] += frames_per_call
 
-            med, mn, n = _timeit(run, max(1, min(args.repeat, 3) // 2), warmup=0)
+            med, mn, n = timeit(run, max(1, min(args.repeat, 3) // 2), warmup=0)
             rows.append(Row(f"enhancer {size}^2 per frame, {label}", med / frames_per_call, mn / frames_per_call,
                             n * frames_per_call, f"{frames_per_call} frames per chunk"))
     return rows
@@ -183,22 +164,8 @@ GFPGAN_BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_restora
 
 
 def main(argv: list[str] | None = None) -> int:
-    import cv2
-    import torch
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="skip batching, ResNet-50 and ParseNet rows")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, opencv {cv2.__version__}, threads {args.threads}")
-    print(f"| {'step':<78} | {'median ms':>9} | {'min ms':>8} | {'n':>3} | note |")
-    print(f"| {'-' * 78} | {'-' * 9} | {'-' * 8} | {'-' * 3} | --- |")
-    for bench in GFPGAN_BENCHES:
-        for r in bench(args):
-            print(f"| {r.name:<78} | {r.median_ms:9.1f} | {r.min_ms:8.1f} | {r.n:3d} | {r.note} |", flush=True)
-    return 0
+    return run_table(GFPGAN_BENCHES, argv, description=__doc__.splitlines()[0], repeat=3,
+                     quick_help="skip batching, ResNet-50 and ParseNet rows", width=78, decimals=1)
 
 
 if __name__ == "__main__":
