@@ -21,7 +21,7 @@ from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation, clean_for_speech,
 from .errors import AudioError, ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
 from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
 from .plugins import get_registry
-from .stages import PROTOCOLS, frame_count
+from .stages import PROTOCOLS, frame_count, speakable_text
 from .types import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -308,9 +308,7 @@ def check_text(text: str) -> str:
     """Validate text to speak: not empty, at most :data:`MAX_TEXT_CHARS` characters."""
     if not isinstance(text, str):
         raise TextError(f"text must be a string, got {type(text).__name__}")
-    stripped = " ".join(text.split())
-    if not stripped:
-        raise TextError("the text is empty; give at least one word to say")
+    stripped = speakable_text(text)
     if len(stripped) > MAX_TEXT_CHARS:
         raise TextError(
             f"the text is {len(stripped)} characters, over the {MAX_TEXT_CHARS} limit; split it into several videos"

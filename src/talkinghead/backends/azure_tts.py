@@ -17,8 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError, ServiceError, StageError, TextError
-from ..stages import BackendBase
+from ..errors import ConfigError, MissingDependencyError, ServiceError, StageError
+from ..stages import BackendBase, speakable_text
 from ..types import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
@@ -220,9 +220,7 @@ class AzureTTS(BackendBase):
         Raises:
             ServiceError: the service refused or failed (``transient`` for network/throttling).
         """
-        text = " ".join(str(text).split())
-        if not text:
-            raise TextError("the text is empty; give at least one word to say")
+        text = speakable_text(text)
         if voice is not None and voice.reference is not None:
             log.warning("tts azure cannot clone from reference audio here; using the named voice")
         self.load()

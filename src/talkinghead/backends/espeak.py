@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, StageError, TextError
-from ..stages import BackendBase
+from ..stages import BackendBase, speakable_text
 from ..types import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
@@ -201,11 +201,7 @@ class EspeakTTS(BackendBase):
 
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
         """Speak ``text``; ``voice.voice`` or ``voice.language`` picks another espeak voice."""
-        text = " ".join(str(text).split())
-        if not text:
-            raise TextError("the text is empty; give at least one word to say")
-        if not any(ch.isalnum() for ch in text):
-            raise TextError(f"the text {text!r} has no words to speak")
+        text = speakable_text(text, require_words=True)
         name = self.voice
         if voice is not None:
             if voice.reference is not None:

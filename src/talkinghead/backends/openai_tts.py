@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, StageError, TextError
+from ..stages import speakable_text
 from ..types import Audio, VoiceProfile
 from . import openai_common as oc
 
@@ -75,9 +76,7 @@ class OpenAITTS(oc.ClientBackend):
 
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
         """Speak ``text``. ``voice.voice`` picks another voice; reference audio is not used."""
-        text = " ".join(str(text).split())
-        if not text:
-            raise TextError("the text is empty; give at least one word to say")
+        text = speakable_text(text)
         if len(text) > MAX_INPUT_CHARS:
             raise TextError(f"the text is {len(text)} characters; the speech API takes at most {MAX_INPUT_CHARS}")
         name = self.voice

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelLoadError, StageError, TextError
-from ..stages import BackendBase
+from ..stages import BackendBase, speakable_text
 from ..types import Audio, PhonemeTiming, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,7 @@ class PiperTTS(BackendBase):
         return [self.voice or BUNDLED_VOICE]
 
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
-        text = " ".join(str(text).split())
-        if not text:
-            raise TextError("the text is empty; give at least one word to say")
-        if not any(ch.isalnum() for ch in text):
-            raise TextError(f"the text {text!r} has no words to speak")
+        text = speakable_text(text, require_words=True)
         self.load()
         if voice is not None and voice.voice and voice.voice not in (self.voice, BUNDLED_VOICE):
             raise TextError(

@@ -9,7 +9,7 @@ from .asr import ASR
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
 from .llm import LLM
-from .tts import TTS
+from .tts import TTS, speakable_text
 from .writer import Writer
 
 PROTOCOLS: dict[str, type] = {
@@ -34,4 +34,5 @@ __all__ = [
     "PROTOCOLS",
     "ProgressCallback",
     "frame_count",
+    "speakable_text",
 ]
