@@ -28,7 +28,7 @@ def main() -> None:
 
     from talkinghead.backends.faster_whisper import FasterWhisperASR
     from talkinghead.backends.mp4 import Mp4Writer
-    from talkinghead.backends.openai_llm import OpenAILLM
+    from talkinghead.backends.openai.llm import OpenAILLM
     from talkinghead.backends.piper import PiperTTS
     from talkinghead.conversation import Conversation
     from talkinghead.io import load_image

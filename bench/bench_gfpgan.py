@@ -100,7 +100,7 @@ class _FixedLandmarkDetector:
 
     def __init__(self, det, size: int) -> None:
         from talkinghead.face.align import face_template
-        from talkinghead.types import Face
+        from talkinghead.values import Face
 
         self.det = det
         lm = face_template(512) * (0.55 * size / 512) + np.array([0.22, 0.12]) * size
@@ -124,7 +124,7 @@ def bench_enhancer(args) -> list[Row]:
     from talkinghead.face.fill import fill_like
     from talkinghead.face.parsenet import ParseNet, load_parsenet
     from talkinghead.face.retinaface import RetinaFace
-    from talkinghead.types import FrameChunk
+    from talkinghead.values import FrameChunk
 
     net = _net()
     dets = {m: FaceDetector.from_state_dict(fill_like(RetinaFace(m)), model=m) for m in ("mobilenet0.25", "resnet50")}

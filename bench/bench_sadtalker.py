@@ -86,7 +86,7 @@ def temp_video_roundtrip(frames: int = 25) -> float:
     import av
 
     from talkinghead.backends.mp4 import Mp4Writer
-    from talkinghead.types import FrameChunk
+    from talkinghead.values import FrameChunk
 
     fr = np.random.RandomState(0).randint(0, 255, (frames, 256, 256, 3)).astype(np.uint8)
     with tempfile.TemporaryDirectory() as d:

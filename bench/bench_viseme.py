@@ -16,7 +16,7 @@ import numpy as np
 from talkinghead.backends.viseme import VisemeAnimator
 from talkinghead.io import load_image
 from talkinghead.testing import tone_speech
-from talkinghead.types import Portrait
+from talkinghead.values import Portrait
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "assets" / "portrait_astronaut.png"
 

@@ -13,7 +13,7 @@ from talkinghead.errors import (
 )
 from talkinghead.stages import frame_count
 from talkinghead.testing import FakeAnimator, FakeASR, FakeEnhancer, FakeLLM, FakeTTS, MemoryWriter, tone_speech
-from talkinghead.types import Face
+from talkinghead.values import Face
 
 
 def make(portrait, **kw):

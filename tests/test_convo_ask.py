@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from talkinghead import Avatar
-from talkinghead.chat import EXIT_BAD_INPUT, EXIT_NOT_UNDERSTOOD, EXIT_OK, list_voices, run_ask, run_chat
+from talkinghead.cli.converse import EXIT_BAD_INPUT, EXIT_NOT_UNDERSTOOD, EXIT_OK, list_voices, run_ask, run_chat
 from talkinghead.conversation import Conversation, clean_for_speech, cut_at_sentence
 from talkinghead.errors import ConfigError, NothingUnderstoodError
 from talkinghead.testing import FakeAnimator, FakeASR, FakeLLM, FakeTTS, MemoryWriter, tone_speech
-from talkinghead.types import Audio
+from talkinghead.values import Audio
 
 
 def make_avatar(small_portrait, **kw):

@@ -12,12 +12,12 @@ pytest.importorskip("openai")
 
 from talkinghead import Avatar
 from talkinghead.backends.faster_whisper import FasterWhisperASR
-from talkinghead.backends.openai_llm import OpenAILLM
+from talkinghead.backends.openai.llm import OpenAILLM
 from talkinghead.backends.piper import PiperTTS
 from talkinghead.errors import ConfigError, NothingUnderstoodError
 from talkinghead.testing import FakeAnimator, MemoryWriter
 from talkinghead.testing.openai_server import OpenAIServer
-from talkinghead.types import Audio
+from talkinghead.values import Audio
 
 PARAGRAPH = (
     "The astronaut looked back at the blue planet. She had trained for many years to fly this mission. "

@@ -9,14 +9,14 @@ import pytest
 
 pytest.importorskip("openai")
 
-from talkinghead.backends import openai_common
-from talkinghead.backends.openai_asr import OpenAIASR
-from talkinghead.backends.openai_llm import OpenAILLM
-from talkinghead.backends.openai_tts import OPENAI_VOICES, OpenAITTS
+from talkinghead.backends.openai import client as openai_common
+from talkinghead.backends.openai.asr import OpenAIASR
+from talkinghead.backends.openai.llm import OpenAILLM
+from talkinghead.backends.openai.tts import OPENAI_VOICES, OpenAITTS
 from talkinghead.errors import ConfigError, ServiceError, TextError
 from talkinghead.testing import tone_speech
 from talkinghead.testing.openai_server import OpenAIServer, parse_multipart
-from talkinghead.types import ChatMessage, VoiceProfile
+from talkinghead.values import ChatMessage, VoiceProfile
 
 MSGS = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi there")]
 
@@ -62,7 +62,7 @@ def test_429_then_success_is_retried(server):
     def spy(call, **kw):
         return real(call, **{**kw, "sleep": sleeps.append})
 
-    import talkinghead.backends.openai_llm as mod
+    import talkinghead.backends.openai.llm as mod
 
     mod.oc.with_retries, saved = spy, mod.oc.with_retries
     try:

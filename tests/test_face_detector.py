@@ -16,7 +16,7 @@ from talkinghead.face import fill  # noqa: E402
 from talkinghead.face.detector import FaceDetector, rows_to_faces  # noqa: E402
 from talkinghead.face.parsenet import ParseNet, load_parsenet  # noqa: E402
 from talkinghead.face.retinaface import RetinaFace, load_retinaface  # noqa: E402
-from talkinghead.types import Face  # noqa: E402
+from talkinghead.values import Face  # noqa: E402
 
 ASSET = Path(__file__).parents[1] / "assets" / "portrait_astronaut.png"
 

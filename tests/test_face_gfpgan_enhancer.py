@@ -19,7 +19,7 @@ from talkinghead.face import align  # noqa: E402
 from talkinghead.face import gfpgan as G  # noqa: E402
 from talkinghead.face.fill import fill_like  # noqa: E402
 from talkinghead.plugins import create_backend  # noqa: E402
-from talkinghead.types import Face, FrameChunk  # noqa: E402
+from talkinghead.values import Face, FrameChunk  # noqa: E402
 
 SIZE = 160
 LANDMARKS = align.face_template(512) * 0.22 + np.array([25.0, 12.0])  # a ~110 px face in a 160 px frame

@@ -22,7 +22,7 @@ cv2 = pytest.importorskip("cv2")
 
 from talkinghead.backends.gfpgan import GFPGANEnhancer  # noqa: E402
 from talkinghead.errors import WeightsMissingError  # noqa: E402
-from talkinghead.types import FrameChunk  # noqa: E402
+from talkinghead.values import FrameChunk  # noqa: E402
 
 ASSET = Path(__file__).parents[1] / "assets" / "portrait_astronaut.png"
 

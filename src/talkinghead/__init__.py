@@ -44,17 +44,17 @@ _LAZY = {
     "load_audio": ".io",
     "create_backend": ".plugins",
     "get_registry": ".plugins",
-    "Audio": ".types",
-    "Portrait": ".types",
-    "Face": ".types",
-    "FrameChunk": ".types",
-    "Video": ".types",
-    "Transcript": ".types",
-    "ChatMessage": ".types",
-    "Reply": ".types",
-    "VoiceProfile": ".types",
-    "PhonemeTiming": ".types",
-    "WordTiming": ".types",
+    "Audio": ".values",
+    "Portrait": ".values",
+    "Face": ".values",
+    "FrameChunk": ".values",
+    "Video": ".values",
+    "Transcript": ".values",
+    "ChatMessage": ".values",
+    "Reply": ".values",
+    "VoiceProfile": ".values",
+    "PhonemeTiming": ".values",
+    "WordTiming": ".values",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .conversation import Conversation
     from .io import load_audio, load_image
     from .plugins import create_backend, get_registry
-    from .types import (
+    from .values import (
         Audio,
         ChatMessage,
         Face,

@@ -22,7 +22,7 @@ from .errors import AudioError, ConfigError, NothingUnderstoodError, OutputError
 from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
 from .plugins import get_registry
 from .stages import PROTOCOLS, frame_count, speakable_text
-from .types import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
+from .values import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)
 

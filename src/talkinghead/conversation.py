@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .types import ChatMessage
+from .values import ChatMessage
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are the person in this portrait, talking with the user by voice. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import ConfigError, FaceTooSmallError, MultipleFacesError, NoFaceError
-from .types import Face
+from .values import Face
 
 #: Faces narrower than this many pixels are refused (too little detail to animate).
 MIN_FACE_PIXELS = 48

@@ -13,7 +13,7 @@ from typing import Union
 import numpy as np
 
 from .errors import AudioError, ImageError
-from .types import Audio, Portrait
+from .values import Audio, Portrait
 
 #: Images with more pixels than this are refused (decompression bombs, accidental raw scans).
 MAX_IMAGE_PIXELS = 64_000_000

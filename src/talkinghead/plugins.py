@@ -1,8 +1,9 @@
 """The one plug-in manager and the backend registry built from it.
 
-Built-in backends live in :mod:`talkinghead.backends` and register through the same
-``register_backends`` hook as third-party plug-ins, which are found through the ``talkinghead``
-entry-point group. Set ``TALKINGHEAD_LOAD_PLUGINS`` to a comma-separated allow-list of plug-in
+Built-in backends live in :mod:`talkinghead.backends`, one module per backend, each with its own
+``register_backends`` hook implementation (:data:`DEFAULT_PLUGINS`); third-party plug-ins are
+found through the ``talkinghead`` entry-point group. Both are registered with the one plug-in
+manager the same way, and the registry is filled by calling the hook through ``pm.hook``. Set ``TALKINGHEAD_LOAD_PLUGINS`` to a comma-separated allow-list of plug-in
 distribution names to load only those (an empty value loads no third-party plug-in).
 """
 
@@ -29,8 +30,20 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "talkinghead"
 ALLOW_LIST_ENV = "TALKINGHEAD_LOAD_PLUGINS"
 
-#: Modules of the built-in backends; each implements ``register_backends``.
-BUILTIN_PLUGINS: tuple[str, ...] = ("talkinghead.backends",)
+#: Modules of the built-in backends; each implements ``register_backends`` itself.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "talkinghead.backends.piper",
+    "talkinghead.backends.espeak",
+    "talkinghead.backends.openai",
+    "talkinghead.backends.azure_tts",
+    "talkinghead.backends.faster_whisper",
+    "talkinghead.backends.openai_whisper",
+    "talkinghead.backends.llama_cpp",
+    "talkinghead.backends.mp4",
+    "talkinghead.backends.viseme",
+    "talkinghead.backends.sadtalker",
+    "talkinghead.backends.gfpgan",
+)
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,13 @@ def _allow_list() -> set[str] | None:
 _lock = threading.Lock()
 _pm: pluggy.PluginManager | None = None
 _registry: Registry | None = None
-_dists: dict[str, str] = {}  # plug-in name -> distribution providing it
+_dists: dict[str, str] = {}  # top-level package of an entry-point plug-in -> its distribution
+
+
+def _package_of(obj: object) -> str:
+    """The top-level package an object (a module, a class, a plug-in object) is defined in."""
+    module = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None) or type(obj).__module__
+    return module.split(".")[0]
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -145,7 +164,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         if _pm is None:
             pm = pluggy.PluginManager(hookspecs.PROJECT)
             pm.add_hookspecs(hookspecs)
-            for modname in BUILTIN_PLUGINS:
+            for modname in DEFAULT_PLUGINS:
                 pm.register(importlib.import_module(modname), name=modname)
             allowed = _allow_list()
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -160,7 +179,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
                 except Exception as exc:  # a broken plug-in must not break the library
                     log.warning("could not load talkinghead plug-in %s (%s): %s", ep.name, dist, exc)
                     continue
-                _dists[ep.name] = dist
+                _dists[_package_of(pm.get_plugin(ep.name))] = dist
             pm.check_pending()
             _pm = pm
         return _pm
@@ -173,9 +192,13 @@ def get_registry() -> Registry:
     with _lock:
         if _registry is None:
             registry = Registry()
-            for impl in pm.hook.register_backends.get_hookimpls():
-                plugin = _dists.get(impl.plugin_name, "talkinghead")
-                impl.function(register=lambda cls, _p=plugin: registry.register(cls, _p))
+            classes: list[type] = []
+            pm.hook.register_backends(register=classes.append)
+            # pluggy calls the newest plug-in first; registering in reverse lets a plug-in added
+            # later (an entry point, an app's own) replace a built-in of the same name.
+            for cls in reversed(classes):
+                package = _package_of(cls)
+                registry.register(cls, _dists.get(package, package))
             _registry = registry
         return _registry
 

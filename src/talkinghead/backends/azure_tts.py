@@ -18,8 +18,9 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, ServiceError, StageError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase, speakable_text
-from ..types import Audio, PhonemeTiming, VoiceProfile, WordTiming
+from ..values import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
 
@@ -255,3 +256,9 @@ class AzureTTS(BackendBase):
         return Audio(
             samples, self.sample_rate, phonemes=phonemes_from_visemes(v, duration), words=words_from_events(w, duration)
         )
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(AzureTTS)

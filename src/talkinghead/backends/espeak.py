@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, StageError, TextError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase, speakable_text
-from ..types import Audio, PhonemeTiming, VoiceProfile, WordTiming
+from ..values import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
 
@@ -261,3 +262,9 @@ def _words(events: list[tuple], data: bytes, duration: float) -> tuple[WordTimin
         end = starts[i + 1][0] if i + 1 < len(starts) else (max(ends) if ends else duration)
         out.append(WordTiming(word, min(t, duration), min(max(end, t), duration)))
     return tuple(out)
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(EspeakTTS)

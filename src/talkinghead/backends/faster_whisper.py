@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, MissingDependencyError, ModelLoadError, StageError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase
-from ..types import Audio, Transcript, TranscriptWord
+from ..values import Audio, Transcript, TranscriptWord
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +162,9 @@ class FasterWhisperASR(BackendBase):
         """Language codes the loaded model understands."""
         self.load()
         return list(getattr(self._model, "supported_languages", None) or ["en"])
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(FasterWhisperASR)

@@ -33,8 +33,9 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from ..errors import ConfigError, StageError, WeightsMissingError
+from ..hookspecs import hookimpl
 from ..stages.base import BackendBase
-from ..types import Face, FrameChunk
+from ..values import Face, FrameChunk
 
 log = logging.getLogger(__name__)
 
@@ -393,3 +394,9 @@ class GFPGANEnhancer(BackendBase):
             "faces_restored": self.faces_restored,
             "detections_run": self.detections_run,
         }
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(GFPGANEnhancer)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, MissingDependencyError, ModelLoadError, StageError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase
-from ..types import ChatMessage
+from ..values import ChatMessage
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +133,9 @@ class LlamaCppLLM(BackendBase):
             raise StageError("llm", self.name, str(exc)) from exc
         if not got_text:
             raise StageError("llm", self.name, "the model streamed an empty answer; try again")
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(LlamaCppLLM)

@@ -13,8 +13,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import MissingDependencyError, OutputError, StageError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase
-from ..types import Audio, FrameChunk, Video
+from ..values import Audio, FrameChunk, Video
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +138,9 @@ class Mp4Writer(BackendBase):
         for packet in astream.encode():
             out.mux(packet)
         return len(samples) / self.audio_rate
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(Mp4Writer)

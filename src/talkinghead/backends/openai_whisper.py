@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, MissingDependencyError, ModelLoadError, StageError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase
-from ..types import Audio, Transcript, TranscriptWord
+from ..values import Audio, Transcript, TranscriptWord
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +121,9 @@ class WhisperASR(BackendBase):
                 )
         text = " ".join(str(result.get("text", "")).split())
         return Transcript(text=text, language=result.get("language"), words=tuple(words), duration=audio.duration)
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(WhisperASR)

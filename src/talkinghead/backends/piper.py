@@ -6,10 +6,8 @@ any other piper voice (``.onnx`` with its ``.onnx.json``) can be given by path.
 
 from __future__ import annotations
 
-
 import logging
 import os
-
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -17,8 +15,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelLoadError, StageError, TextError
+from ..hookspecs import hookimpl
 from ..stages import BackendBase, speakable_text
-from ..types import Audio, PhonemeTiming, VoiceProfile
+from ..values import Audio, PhonemeTiming, VoiceProfile
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +136,9 @@ class PiperTTS(BackendBase):
         if not chunks or n == 0:
             raise TextError(f"piper produced no speech for {text!r}; is the text in English?")
         return Audio(np.concatenate(chunks), rate, phonemes=tuple(phonemes))
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """This module's backend registers itself, exactly as a third-party plug-in does."""
+    register(PiperTTS)

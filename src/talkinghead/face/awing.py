@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError
-from talkinghead.types import Face
+from talkinghead.values import Face
 
 __all__ = [
     "AWING_FILE",

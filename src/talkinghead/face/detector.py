@@ -1,4 +1,4 @@
-"""Public face-detector API: RetinaFace on RGB frames -> :class:`talkinghead.types.Face` lists.
+"""Public face-detector API: RetinaFace on RGB frames -> :class:`talkinghead.values.Face` lists.
 
 >>> det = FaceDetector()                       # doctest: +SKIP
 >>> faces = det.detect(portrait.image)         # doctest: +SKIP
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError
-from talkinghead.types import Face
+from talkinghead.values import Face
 
 __all__ = ["FaceDetector", "WEIGHT_FILES", "rows_to_faces"]
 

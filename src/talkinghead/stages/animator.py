@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..types import Audio, FrameChunk, Portrait
+from ..values import Audio, FrameChunk, Portrait
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(frames_done, frames_total)``."""

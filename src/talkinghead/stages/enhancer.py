@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol, runtime_checkable
 
-from ..types import FrameChunk
+from ..values import FrameChunk
 
 
 @runtime_checkable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
-from ..types import ChatMessage
+from ..values import ChatMessage
 
 
 @runtime_checkable

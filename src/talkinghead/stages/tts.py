@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
 from ..errors import TextError
-from ..types import Audio, VoiceProfile
+from ..values import Audio, VoiceProfile
 
 
 def speakable_text(text: str, *, require_words: bool = False) -> str:

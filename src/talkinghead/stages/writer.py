@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
-from ..types import Audio, FrameChunk, Video
+from ..values import Audio, FrameChunk, Video
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import TextError
 from ..faces import select_face
 from ..stages import BackendBase, frame_count
-from ..types import Audio, ChatMessage, Face, FrameChunk, PhonemeTiming, Portrait, Transcript, Video, VoiceProfile
+from ..values import Audio, ChatMessage, Face, FrameChunk, PhonemeTiming, Portrait, Transcript, Video, VoiceProfile
 
 __all__ = ["FakesPlugin", "FakeTTS", "FakeASR", "FakeLLM", "FakeAnimator", "FakeEnhancer", "MemoryWriter", "tone_speech"]
 

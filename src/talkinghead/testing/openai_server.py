@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..types import Audio
+from ..values import Audio
 
 __all__ = ["OpenAIServer", "RecordedRequest", "parse_multipart"]
 

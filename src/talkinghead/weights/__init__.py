@@ -14,7 +14,6 @@ Backends declare the files they need as ``weights: tuple[WeightFile, ...]`` on t
 from __future__ import annotations
 
 from ..errors import WeightsMissingError
-from .commands import cmd_download, cmd_list, cmd_path, cmd_verify
 from .download import DownloadError, HfRef, parse_hf_url
 from .manager import FileStatus, WeightsChecksumError, WeightsManager
 from .registry import WeightBundle, WeightFile, WeightRegistry, build_registry
@@ -32,10 +31,6 @@ __all__ = [
     "WeightsManager",
     "WeightsMissingError",
     "build_registry",
-    "cmd_download",
-    "cmd_list",
-    "cmd_path",
-    "cmd_verify",
     "default_weights_dir",
     "parse_hf_url",
     "sha256_file",

@@ -14,7 +14,7 @@ import numpy as np
 
 from talkinghead import hookimpl
 from talkinghead.stages import BackendBase, frame_count
-from talkinghead.types import Audio, FrameChunk, Portrait
+from talkinghead import Audio, FrameChunk, Portrait
 
 
 class PulseAnimator(BackendBase):

@@ -2,7 +2,7 @@
 
 Pipeline per clip: 16 kHz audio -> mel windows at the requested fps -> ExpNet + PoseVAE
 coefficients -> MappingNet -> driving 3D keypoints -> generator in batches -> (paste-back in
-``full``/``extfull`` modes) -> :class:`~talkinghead.types.FrameChunk` stream.
+``full``/``extfull`` modes) -> :class:`~talkinghead.values.FrameChunk` stream.
 
 Nothing heavy is imported at module level: torch, cv2 and the networks load in :meth:`load`.
 
@@ -27,7 +27,7 @@ import numpy as np
 from ...errors import AudioError, ConfigError, MissingDependencyError, ModelLoadError
 from ...stages.animator import ProgressCallback, frame_count
 from ...stages.base import BackendBase
-from ...types import Audio, FrameChunk, Portrait
+from ...values import Audio, FrameChunk, Portrait
 
 log = logging.getLogger(__name__)
 

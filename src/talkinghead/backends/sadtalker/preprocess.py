@@ -19,7 +19,7 @@ Modes: ``crop`` (inner box of the outer crop), ``extcrop`` (outer crop only),
 back and uses the 73-d mapping net).
 
 Landmarks: :class:`LandmarkSource` is the pluggable protocol (image -> list of
-:class:`~talkinghead.types.Face` with (68, 2) landmarks). :class:`MediaPipeLandmarks`
+:class:`~talkinghead.values.Face` with (68, 2) landmarks). :class:`MediaPipeLandmarks`
 runs MediaPipe Face Mesh (468 points) and maps it to the 68-point scheme with
 :data:`MEDIAPIPE_TO_68` (a later face stack can supply AWing FAN instead).
 
@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ...errors import ConfigError, MissingDependencyError
-from ...types import Face
+from ...values import Face
 
 __all__ = [
     "MEDIAPIPE_TO_68",

@@ -6,6 +6,13 @@ fields, built once per portrait), :mod:`.timeline` (per-frame weights from phone
 Nothing heavy is imported here: mediapipe and OpenCV load in ``load()`` / ``prepare()``.
 """
 
+from ...hookspecs import hookimpl
 from .animator import PreparedPortrait, VisemeAnimator
 
 __all__ = ["VisemeAnimator", "PreparedPortrait"]
+
+
+@hookimpl
+def register_backends(register) -> None:
+    """The viseme animator registers itself, exactly as a third-party plug-in does."""
+    register(VisemeAnimator)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...stages import BackendBase, ProgressCallback, frame_count
-from ...types import Audio, Face, FrameChunk, Portrait
+from ...values import Audio, Face, FrameChunk, Portrait
 
 log = logging.getLogger(__name__)
 

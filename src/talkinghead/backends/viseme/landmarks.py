@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import MissingDependencyError, NoFaceError
 from ...faces import select_face
-from ...types import Face
+from ...values import Face
 
 __all__ = ["FaceMeshDetector", "import_mediapipe", "LIPS_INNER_UPPER", "LIPS_INNER_LOWER"]
 

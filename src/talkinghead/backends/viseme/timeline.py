@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...types import Audio, PhonemeTiming
+from ...values import Audio, PhonemeTiming
 
 __all__ = ["Drive", "viseme_of", "compute_drive", "VISEMES"]
 

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError, ServiceError
-from ..stages import BackendBase
-from ..types import Audio
+from ...errors import ConfigError, MissingDependencyError, ServiceError
+from ...stages import BackendBase
+from ...values import Audio
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def decode_audio(data: bytes, response_format: str, pcm_rate: int = 24000) -> Au
             data = data[:-1]
         samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
         return Audio(samples, pcm_rate)
-    from ..io import load_audio
+    from ...io import load_audio
 
     return load_audio(bytes(data))
 

@@ -1,6 +1,7 @@
-"""What the ``ask``, ``chat`` and ``voices`` commands do, as functions returning exit codes.
+"""``talkinghead ask``, ``chat`` and ``voices``: conversation from the command line.
 
-The CLI parses its flags into these typed arguments; nothing here reads ``sys.argv``.
+``run_ask``, ``run_chat`` and ``list_voices`` take typed arguments and return exit codes; the
+``cmd_*`` functions wire them to the parsed flags.
 
 Exit codes: 0 success, 1 a stage or service failed, 2 bad input or configuration,
 3 nothing was understood in a spoken question.
@@ -8,6 +9,7 @@ Exit codes: 0 success, 1 a stage or service failed, 2 bad input or configuration
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -15,7 +17,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from .errors import BadInputError, ConfigError, NothingUnderstoodError, TalkingHeadError
+from ..errors import BadInputError, ConfigError, NothingUnderstoodError, TalkingHeadError
+from .common import ProgressBar, add_render_flags, build_avatar as avatar_from_flags, parse_settings, typed_config
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ def build_avatar(
     avatar_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """An :class:`~talkinghead.Avatar` for conversation (stages as names, (name, config) or objects)."""
-    from .avatar import Avatar
+    from ..avatar import Avatar
 
     return Avatar(image, tts=tts, asr=asr, llm=llm, animator=animator, writer=writer, **dict(avatar_options or {}))
 
@@ -91,7 +94,7 @@ def run_ask(
                 avatar_options=avatar_options,
             )
         if audio is not None:
-            from .io import load_audio
+            from ..io import load_audio
 
             reply = avatar.ask(load_audio(audio), output, language=language)
         else:
@@ -172,7 +175,7 @@ def list_voices(
     stderr: TextIO | None = None,
 ) -> int:
     """``talkinghead voices --tts NAME``: print the voices of a TTS backend, one per line."""
-    from .plugins import create_backend
+    from ..plugins import create_backend
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -201,3 +204,69 @@ def _print_reply(reply: Any, stream: TextIO, json_output: bool) -> None:
         print(f"question: {reply.question}", file=stream)
     print(f"answer: {reply.answer}", file=stream)
     print(f"video: {os.fspath(reply.video.path)}", file=stream)
+
+
+# -- flags ---------------------------------------------------------------------------------------
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    def convo_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--asr", metavar="NAME", default="faster-whisper", help="ASR backend (default faster-whisper)")
+        p.add_argument("--llm", metavar="NAME", default="openai", help="LLM backend (default openai; --set llm.base_url=...)")
+        p.add_argument("--system-prompt", help="the persona / system prompt")
+        p.add_argument("--memory", type=int, default=2, help="previous exchanges sent to the LLM (default 2)")
+        p.add_argument("--json", action="store_true", help="one JSON object per reply")
+
+    p = sub.add_parser("ask", help="answer one question (text or speech) with a video")
+    add_render_flags(p, output_required=False)
+    convo_flags(p)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--question", "-Q", help="the question as text")
+    group.add_argument("--audio", "-a", help="the question as speech (WAV, FLAC, OGG, MP3)")
+    p.add_argument("--language", help="language of the spoken question (default: detect)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="interactive conversation: a question per line, a video per answer")
+    add_render_flags(p, output_required=False)
+    convo_flags(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("voices", help="list the voices of a TTS backend")
+    p.add_argument("--tts", required=True, metavar="NAME")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="backend option, repeatable")
+    p.set_defaults(func=cmd_voices)
+
+
+def _conversation_avatar(args: argparse.Namespace, progress: ProgressBar):
+    extra: dict[str, Any] = {"memory": args.memory}
+    if args.system_prompt:
+        extra["system_prompt"] = args.system_prompt
+    if getattr(args, "output_dir", None):
+        extra["output_dir"] = args.output_dir
+    return avatar_from_flags(args, progress, **extra)
+
+
+def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    progress = ProgressBar(err, enabled=not args.quiet)
+    if args.question is not None:
+        args.asr = None  # a typed question needs no speech recognition
+    try:
+        avatar = _conversation_avatar(args, progress)
+        return run_ask(
+            question=args.question, audio=args.audio, output=args.output, avatar=avatar,
+            language=args.language, json_output=args.json, stdout=out, stderr=err,
+        )
+    finally:
+        progress.close()
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    avatar = _conversation_avatar(args, ProgressBar(err, enabled=False))
+    interactive = sys.stdin.isatty()
+    if interactive:
+        err.write("talkinghead chat: type a question (or the path of a recording); /reset, /quit\n")
+    return run_chat(avatar, sys.stdin, out, error_stream=err, json_output=args.json, prompt="you> " if interactive else None)
+
+
+def cmd_voices(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    raw = parse_settings(args.set or [])
+    config = typed_config("tts", args.tts, {**raw.get("", {}), **raw.get("tts", {})})
+    return list_voices(args.tts, config, stdout=out, stderr=err)

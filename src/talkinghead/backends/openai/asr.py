@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from ..errors import ConfigError
-from ..types import Audio, Transcript, TranscriptWord
-from . import openai_common as oc
+from ...errors import ConfigError
+from ...values import Audio, Transcript, TranscriptWord
+from . import client as oc
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, StageError, TextError
-from ..stages import speakable_text
-from ..types import Audio, VoiceProfile
-from . import openai_common as oc
+from ...errors import ConfigError, StageError, TextError
+from ...stages import speakable_text
+from ...values import Audio, VoiceProfile
+from . import client as oc
 
 log = logging.getLogger(__name__)
 

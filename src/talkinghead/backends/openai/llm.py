@@ -10,9 +10,9 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, ServiceError
-from ..types import ChatMessage
-from . import openai_common as oc
+from ...errors import ConfigError, ServiceError
+from ...values import ChatMessage
+from . import client as oc
 
 log = logging.getLogger(__name__)
 

@@ -1,20 +1,21 @@
 """The ``talkinghead weights list|download|verify|path`` commands.
 
-Each function takes typed arguments, writes to the given text stream and returns an exit code
-(0 success, 1 a file is missing/corrupt or a download failed, 2 an unknown name). ``cli.py``
-wires them to argparse.
+Each ``cmd_*`` function takes typed arguments, writes to the given text stream and returns an exit
+code (0 success, 1 a file is missing/corrupt or a download failed, 2 an unknown name);
+:func:`add_parsers` wires them to argparse.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from ..errors import ConfigError, WeightsMissingError
-from .manager import WeightsManager
-from .registry import WeightFile
+from ..weights.manager import WeightsManager
+from ..weights.registry import WeightFile
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -156,3 +157,25 @@ def cmd_path(
     for wf in files:
         out.write(f"{wm.path(wf)}\n")
     return EXIT_OK
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="list, download, verify or locate model weights")
+    p.add_argument("action", choices=("list", "download", "verify", "path"))
+    p.add_argument("names", nargs="*", help="files, groups or bundles (e.g. sadtalker, gfpgan); default: all")
+    p.add_argument("--cache-dir", help="weights directory (default: the user cache, or $TALKINGHEAD_CACHE/weights)")
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_weights)
+
+
+def cmd_weights(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.action == "list":
+        return cmd_list(out, cache_dir=args.cache_dir)
+    if args.action == "download":
+        return cmd_download(
+            args.names, out, cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress
+        )
+    if args.action == "verify":
+        return cmd_verify(args.names, out, cache_dir=args.cache_dir)
+    return cmd_path(args.names, out, cache_dir=args.cache_dir)
