@@ -10,9 +10,10 @@ import pytest
 
 from talkinghead import Avatar
 from talkinghead.cli.converse import EXIT_BAD_INPUT, EXIT_NOT_UNDERSTOOD, EXIT_OK, list_voices, run_ask, run_chat
-from talkinghead.conversation import Conversation, clean_for_speech, cut_at_sentence
+from talkinghead.conversation import Conversation
 from talkinghead.errors import ConfigError, NothingUnderstoodError
 from talkinghead.testing import FakeAnimator, FakeASR, FakeLLM, FakeTTS, MemoryWriter, tone_speech
+from talkinghead.text import clean_for_speech, cut_at_sentence
 from talkinghead.values import Audio
 
 

@@ -17,11 +17,12 @@ from typing import Any, Union
 import numpy as np
 
 from .cache import ModelCache, default_cache
-from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation, clean_for_speech, cut_at_sentence
+from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from .errors import AudioError, ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
 from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
 from .plugins import get_registry
-from .stages import PROTOCOLS, frame_count, speakable_text
+from .stages import PROTOCOLS, frame_count
+from .text import clean_for_speech, cut_at_sentence, speakable_text
 from .values import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,56 +14,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are the person in this portrait, talking with the user by voice. "
     "Answer in one to three short spoken sentences, in plain words, without lists, markdown or emoji."
 )
-
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
-
-
-def cut_at_sentence(text: str, max_chars: int) -> str:
-    """Shorten ``text`` to at most ``max_chars`` characters, ending at a sentence boundary.
-
-    If even the first sentence is longer, it is cut at the last word boundary and ends with "…".
-    """
-    text = " ".join(text.split())
-    if max_chars <= 0 or len(text) <= max_chars:
-        return text
-    out = ""
-    for match in _SENTENCE_END.finditer(text + " "):
-        candidate = text[: match.start()].rstrip()
-        if len(candidate) <= max_chars:
-            out = candidate
-        else:
-            break
-    if out:
-        return out
-    head = text[:max_chars].rsplit(" ", 1)[0].rstrip(",;:-– ")
-    return head + "…"
-
-
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_CODE_FENCE = re.compile(r"```.*?(```|$)", re.S)
-_MD_MARKS = re.compile(r"(\*\*|__|\*|`|~~)")
-_MD_LINE_START = re.compile(r"^\s*(#{1,6}\s+|[-*+•]\s+|\d+[.)]\s+|>\s*)", re.M)
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
-
-
-def clean_for_speech(text: str) -> str:
-    """Remove what a TTS would read out wrongly: markdown marks, list bullets, code, links, emoji.
-
-    ``"**Sure!** Here are [two](http://x) ideas:\n- one\n- two 🙂"`` becomes
-    ``"Sure! Here are two ideas: one. two"``.
-    """
-    text = _MD_CODE_FENCE.sub(" ", text)
-    text = _MD_LINK.sub(r"\1", text)
-    lines = []
-    for line in _MD_LINE_START.sub("", text).splitlines():
-        line = line.strip()
-        if line:
-            lines.append(line)
-    # a list item ends like a sentence, so that the speech pauses between items
-    joined = " ".join(l if l[-1] in ".!?:;,…" or i == len(lines) - 1 else l + "." for i, l in enumerate(lines))
-    joined = _MD_MARKS.sub("", joined)
-    joined = _EMOJI.sub("", joined)
-    return " ".join(joined.split())
 
 
 @dataclass

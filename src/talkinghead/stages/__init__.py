@@ -4,12 +4,13 @@ A backend implements one of these; :mod:`talkinghead.plugins` registers it under
 ``name``. The protocols are runtime-checkable, so ``isinstance(obj, TTS)`` checks the methods.
 """
 
+from ..text import speakable_text
 from .animator import Animator, ProgressCallback, frame_count
 from .asr import ASR
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
 from .llm import LLM
-from .tts import TTS, speakable_text
+from .tts import TTS
 from .writer import Writer
 
 PROTOCOLS: dict[str, type] = {
