@@ -36,6 +36,7 @@ class ModelCache:
         self._backends: dict[tuple[str, str, str], Any] = {}
         self._loaded: set[int] = set()
         self._prepared: OrderedDict[tuple, Any] = OrderedDict()
+        self._shared: dict[tuple, Any] = {}
         self.max_portraits = max_portraits
 
     def backend(self, stage: str, name: str, config: Mapping[str, Any] | None = None) -> Any:
@@ -70,6 +71,18 @@ class ModelCache:
                 self._prepared.popitem(last=False)
         return value
 
+    def is_loaded(self, backend: Any) -> bool:
+        """Whether :meth:`ensure_loaded` has loaded ``backend`` already."""
+        with self._lock:
+            return id(backend) in self._loaded
+
+    def shared(self, key: tuple, create: Callable[[], Any]) -> Any:
+        """A stateless model that is not a stage backend (e.g. the voice-activity detector), created once."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = create()
+            return self._shared[key]
+
     def clear(self) -> None:
         """Close every backend and forget all cached state."""
         with self._lock:
@@ -82,6 +95,7 @@ class ModelCache:
             self._backends.clear()
             self._loaded.clear()
             self._prepared.clear()
+            self._shared.clear()
 
 
 _default: ModelCache | None = None

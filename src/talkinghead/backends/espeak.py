@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, StageError, TextError
 from ..hookspecs import hookimpl
-from ..stages import BackendBase, speakable_text
+from ..stages import TTSBase, speakable_text
 from ..values import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def _library() -> tuple[Any, int]:
         return lib, rate
 
 
-class EspeakTTS(BackendBase):
+class EspeakTTS(TTSBase):
     """eSpeak NG through its C library: phoneme (IPA) and word timings, ~100 languages, offline.
 
     Args:
@@ -159,7 +159,7 @@ class EspeakTTS(BackendBase):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "espeak"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "words", "offline"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "words", "offline", "stream"})
 
     def __init__(
         self,

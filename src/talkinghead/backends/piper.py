@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelLoadError, StageError, TextError
 from ..hookspecs import hookimpl
-from ..stages import BackendBase, speakable_text
+from ..stages import TTSBase, speakable_text
 from ..values import Audio, PhonemeTiming, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 BUNDLED_VOICE = "en_US-joe-medium"
 
 
-class PiperTTS(BackendBase):
+class PiperTTS(TTSBase):
     """Piper neural TTS, offline, with phoneme timings (default voice: en_US joe, bundled).
 
     Args:
@@ -38,7 +38,7 @@ class PiperTTS(BackendBase):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "piper"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "offline"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "offline", "stream"})
 
     def __init__(
         self,

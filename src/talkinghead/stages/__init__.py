@@ -5,12 +5,12 @@ A backend implements one of these; :mod:`talkinghead.plugins` registers it under
 """
 
 from ..text import speakable_text
-from .animator import Animator, ProgressCallback, frame_count
+from .animator import Animator, AnimatorStream, ProgressCallback, StreamingAnimator, frame_count
 from .asr import ASR
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
 from .llm import LLM
-from .tts import TTS
+from .tts import TTS, StreamingTTS, TTSBase, synthesize_sentences
 from .writer import Writer
 
 PROTOCOLS: dict[str, type] = {
@@ -26,7 +26,12 @@ __all__ = [
     "ASR",
     "LLM",
     "TTS",
+    "StreamingTTS",
+    "TTSBase",
+    "synthesize_sentences",
     "Animator",
+    "AnimatorStream",
+    "StreamingAnimator",
     "Enhancer",
     "Writer",
     "Backend",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, StageError, TextError
-from ...stages import speakable_text
+from ...stages import TTSBase, speakable_text
 from ...values import Audio, VoiceProfile
 from . import client as oc
 
@@ -22,7 +22,7 @@ OPENAI_VOICES = (
 MAX_INPUT_CHARS = 4096
 
 
-class OpenAITTS(oc.ClientBackend):
+class OpenAITTS(oc.ClientBackend, TTSBase):
     """Speech from the OpenAI speech API (or a compatible server such as a local TTS gateway).
 
     Args:
@@ -38,7 +38,7 @@ class OpenAITTS(oc.ClientBackend):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "openai"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"remote"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"remote", "stream"})
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,7 +46,7 @@ class VisemeAnimator(BackendBase):
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "viseme"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "stream"})
 
     def __init__(
         self,
@@ -139,3 +140,16 @@ class VisemeAnimator(BackendBase):
             if progress is not None:
                 progress(stop, n)
             yield FrameChunk(frames, start)
+
+    def open_stream(
+        self, prepared: PreparedPortrait, *, fps: Fraction, sample_rate: int, first_frame: int = 0
+    ):  # -> VisemeStream
+        """A live stream of the portrait: the drive over a sliding window, idle motion between speech.
+
+        See :class:`~talkinghead.stages.AnimatorStream`; per-stream state lives in the returned object.
+        """
+        from .stream import VisemeStream
+
+        if not isinstance(prepared, PreparedPortrait):
+            raise ConfigError("open_stream() needs the result of this animator's prepare()")
+        return VisemeStream(self, prepared, fps=Fraction(fps), sample_rate=sample_rate, first_frame=first_frame)

@@ -13,7 +13,13 @@ import numpy as np
 
 from ...values import Audio, PhonemeTiming
 
-__all__ = ["Drive", "viseme_of", "compute_drive", "VISEMES"]
+__all__ = ["Drive", "viseme_of", "compute_drive", "loudness_reference", "VISEMES", "WINDOW_CONTEXT", "WINDOW_LOOKAHEAD"]
+
+#: Seconds of audio before a window that :func:`compute_drive` needs for its first frames to equal
+#: the whole clip's (the causal head nod settles within it).
+WINDOW_CONTEXT = 0.64
+#: Seconds of audio after a window that its last frames depend on (co-articulation and loudness smoothing).
+WINDOW_LOOKAHEAD = 0.16
 
 # phoneme -> (openness, spread, pucker), each in [0, 1]
 VISEMES: dict[str, tuple[float, float, float]] = {}
@@ -87,13 +93,27 @@ def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(np.pad(x, r, mode="edge"), k, mode="valid")
 
 
-def speech_level(audio: Audio, fps: float, n: int) -> np.ndarray:
-    """Loudness per frame in [0, 1]: the RMS envelope scaled to its loud frames, with a noise gate."""
+def loudness_reference(audio: Audio, fps: float, n: int | None = None) -> float | None:
+    """The RMS level that counts as "fully loud" for ``audio``: the 90th percentile of its loud frames.
+
+    None for silence. A stream passes a running value of this to :func:`compute_drive` so that
+    loudness does not depend on the window it is computing.
+    """
+    n = n if n is not None else max(1, int(round(audio.duration * fps)))
     env = audio.rms_envelope(fps, n).astype(np.float64)
     peak = float(env.max()) if env.size else 0.0
     if peak <= 1e-5:
-        return np.zeros(n)
-    ref = float(np.percentile(env[env > 0.1 * peak], 90))
+        return None
+    return float(np.percentile(env[env > 0.1 * peak], 90))
+
+
+def speech_level(audio: Audio, fps: float, n: int, *, ref: float | None = None) -> np.ndarray:
+    """Loudness per frame in [0, 1]: the RMS envelope scaled to ``ref`` (default: the clip's loud frames), gated."""
+    env = audio.rms_envelope(fps, n).astype(np.float64)
+    if ref is None:
+        ref = loudness_reference(audio, fps, n)
+        if ref is None:
+            return np.zeros(n)
     level = np.clip(env / max(ref, 1e-6), 0.0, 1.2)
     return np.clip((level - 0.06) / 0.94, 0.0, None)
 
@@ -143,32 +163,57 @@ def _spectral_shapes(audio: Audio, fps: float, n: int) -> np.ndarray:
     return out
 
 
-def blink_curve(n: int, fps: float, rng: np.random.Generator, per_minute: float) -> np.ndarray:
-    """Eyelid closure per frame: blinks at random (seeded) intervals, ~0.2 s each."""
+def _frame_times(n: int, fps: float, first_frame: int) -> np.ndarray:
+    """Centre time (s) of frames ``first_frame .. first_frame + n - 1`` of the stream."""
+    return (first_frame + np.arange(n) + 0.5) / fps
+
+
+def blink_curve(n: int, fps: float, seed: int, per_minute: float, *, first_frame: int = 0) -> np.ndarray:
+    """Eyelid closure per frame: one blink (~0.2 s) at a seeded place in each interval of ``60/per_minute`` s.
+
+    A function of the seed and the global frame index only, so any window of a stream gets the same
+    values as the whole.
+    """
     out = np.zeros(n)
-    if per_minute <= 0:
+    if per_minute <= 0 or n == 0:
         return out
-    duration = n / fps
-    t = rng.uniform(0.4, 1.8)
-    centres = (np.arange(n) + 0.5) / fps
-    while t < duration:
+    period = 60.0 / per_minute
+    centres = _frame_times(n, fps, first_frame)
+    for slot in range(max(0, int(centres[0] // period) - 1), int(centres[-1] // period) + 1):
+        t = (slot + np.random.default_rng((seed, 0, slot)).uniform(0.15, 0.85)) * period
         d = centres - t
         shape = np.where(d < 0, 0.0, np.where(d < 0.07, d / 0.07, np.where(d < 0.1, 1.0, 1.0 - (d - 0.1) / 0.12)))
         out = np.maximum(out, np.clip(shape, 0.0, 1.0))
-        t += max(1.2, rng.exponential(60.0 / per_minute))
     return out
 
 
-def head_curve(n: int, fps: float, rng: np.random.Generator, level: np.ndarray, amount: float) -> np.ndarray:
-    """Slow, small head sway (sum of seeded sinusoids) plus a slight nod with speech energy."""
-    t = (np.arange(n) + 0.5) / fps
+def _causal_smooth(x: np.ndarray, tau: float) -> np.ndarray:
+    """One-pole low-pass (time constant ``tau`` frames): depends on the past only."""
+    if tau <= 0.05 or len(x) == 0:
+        return x
+    a = 1.0 - np.exp(-1.0 / tau)
+    out = np.empty(len(x))
+    y = 0.0
+    for i, v in enumerate(np.asarray(x, np.float64)):
+        y += a * (v - y)
+        out[i] = y
+    return out
+
+
+def head_curve(
+    n: int, fps: float, seed: int, level: np.ndarray, amount: float, *, first_frame: int = 0
+) -> np.ndarray:
+    """Slow, small head sway (seeded sinusoids of the global time), breathing, and a slight nod after loud speech."""
+    rng = np.random.default_rng((seed, 1))
+    t = _frame_times(n, fps, first_frame)
     out = np.zeros((n, 3))
     amps = (0.010, 0.007, 0.9)  # face widths, face widths, degrees
     for c in range(3):
         for _ in range(3):
             f = rng.uniform(0.08, 0.45)
             out[:, c] += amps[c] / 2 * rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-    out[:, 1] += 0.006 * _gauss(level, 0.15 * fps)
+    out[:, 1] += 0.003 * np.sin(2 * np.pi * t / 4.2)  # breathing, ~14 breaths a minute
+    out[:, 1] += 0.006 * _causal_smooth(level, 0.15 * fps)
     return amount * out
 
 
@@ -182,19 +227,32 @@ def compute_drive(
     blink_rate: float = 15.0,
     head_motion: float = 1.0,
     use_phonemes: bool = True,
+    first_frame: int = 0,
+    level_ref: float | None = None,
 ) -> Drive:
-    """The per-frame weights of a clip.
+    """The per-frame weights of a clip, or of a window of a longer stream.
+
+    Every curve is a function of the seed, the global frame index and the audio near each frame,
+    so the drive of frames [a, b) computed from a window of the audio (with a little context on both
+    sides, see :data:`WINDOW_CONTEXT` and :data:`WINDOW_LOOKAHEAD`) equals the whole clip's.
 
     Args:
-        audio: the speech (its ``phonemes`` are used when present and ``use_phonemes``).
+        audio: the speech covering the ``n`` frames (its ``phonemes`` are used when present and
+            ``use_phonemes``; their times are relative to the start of ``audio``).
         fps, n: frame rate and number of frames.
         seed: seeds blinks and head motion (same seed, same video).
         mouth_scale: scales the jaw opening.
         blink_rate: blinks per minute (0 disables).
         head_motion: scales the head sway (0 disables).
+        first_frame: global index of the first frame (where ``audio`` starts in the stream).
+        level_ref: RMS level of fully loud speech (default: from ``audio`` itself, see
+            :func:`loudness_reference`).
     """
-    rng = np.random.default_rng(seed)
-    level = _gauss(speech_level(audio, fps, n), 0.02 * fps)
+    blink = blink_curve(n, fps, seed, blink_rate, first_frame=first_frame)
+    if not np.any(audio.samples):  # silence: mouth closed, only blinks and head motion
+        zero = np.zeros(n)
+        return Drive(zero, zero.copy(), zero.copy(), blink, head_curve(n, fps, seed, zero, head_motion, first_frame=first_frame))
+    level = _gauss(speech_level(audio, fps, n, ref=level_ref), 0.02 * fps)
     centres = (np.arange(n) + 0.5) / fps
     if use_phonemes and audio.phonemes:
         # Co-articulation: shapes on a fine time grid, smoothed (~45 ms), sampled per frame.
@@ -210,6 +268,5 @@ def compute_drive(
     voiced = np.clip(level * 3, 0, 1)
     spread = np.clip(shapes[:, 1] * voiced, 0, 1)
     pucker = np.clip(shapes[:, 2] * voiced, 0, 1)
-    blink = blink_curve(n, fps, rng, blink_rate)
-    head = head_curve(n, fps, rng, level, head_motion)
+    head = head_curve(n, fps, seed, level, head_motion, first_frame=first_frame)
     return Drive(jaw, spread, pucker, blink, head)
