@@ -1,0 +1,201 @@
+"""Live streams of the viseme animator: windowed drive, idle ↔ speech ↔ barge-in frame by frame, threads."""
+
+from __future__ import annotations
+
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mediapipe")
+pytest.importorskip("cv2")
+
+from talkinghead import Avatar, ModelCache  # noqa: E402
+from talkinghead.backends.viseme import VisemeAnimator  # noqa: E402
+from talkinghead.backends.viseme.timeline import (  # noqa: E402
+    WINDOW_CONTEXT,
+    WINDOW_LOOKAHEAD,
+    compute_drive,
+    loudness_reference,
+)
+from talkinghead.io import load_image  # noqa: E402
+from talkinghead.stages import AnimatorStream  # noqa: E402
+from talkinghead.testing import FakeLLM, FakeTTS, MemoryWriter, tone_speech  # noqa: E402
+from talkinghead.values import Audio, PhonemeTiming, Portrait  # noqa: E402
+
+PORTRAIT = Path(__file__).resolve().parents[1] / "assets" / "portrait_astronaut.png"
+FPS, RATE, SPF = 25, 24000, 960
+
+
+@pytest.fixture(scope="module")
+def portrait():
+    import cv2
+
+    return Portrait(cv2.resize(load_image(PORTRAIT).image, (256, 256), interpolation=cv2.INTER_AREA))
+
+
+def speech(words=12) -> Audio:
+    """Tone speech with phoneme boundaries off the 200 Hz co-articulation grid, padded to whole frames."""
+    audio = tone_speech([f"w{i}" for i in range(words)], sample_rate=RATE, word_s=0.2913, gap_s=0.1171)
+    n = -(-len(audio.samples) // SPF)
+    return Audio(np.pad(audio.samples, (0, n * SPF - len(audio.samples))), RATE, phonemes=audio.phonemes)
+
+
+def window(audio: Audio, a: int, b: int) -> Audio:
+    t0 = a / FPS
+    phonemes = tuple(
+        PhonemeTiming(p.phoneme, max(0.0, p.start - t0), p.end - t0) for p in audio.phonemes if p.end > t0 and p.start < b / FPS
+    )
+    return Audio(audio.samples[a * SPF : b * SPF], RATE, phonemes=phonemes)
+
+
+@pytest.mark.parametrize("a, b", [(0, 7), (20, 23), (37, 61), (90, 97)])
+def test_window_drive_equals_whole_clip(a, b):
+    audio = speech()
+    n = len(audio.samples) // SPF
+    whole = compute_drive(audio, FPS, n, seed=5)
+    ref = loudness_reference(audio, FPS, n)
+    c = min(a, int(np.ceil(WINDOW_CONTEXT * FPS)))
+    la = min(n - b, int(np.ceil(WINDOW_LOOKAHEAD * FPS)))
+    part = compute_drive(window(audio, a - c, b + la), FPS, b - a + c + la, seed=5, first_frame=a - c, level_ref=ref)
+    for name in ("jaw", "spread", "pucker", "blink"):
+        np.testing.assert_allclose(getattr(part, name)[c : c + b - a], getattr(whole, name)[a:b], atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(part.head[c : c + b - a], whole.head[a:b], atol=2e-4)
+
+
+def test_idle_motion_is_a_function_of_the_global_frame():
+    silence = Audio(np.zeros(200 * SPF, np.float32), RATE)
+    whole = compute_drive(silence, FPS, 200, seed=2, blink_rate=30)
+    part = compute_drive(Audio(np.zeros(40 * SPF, np.float32), RATE), FPS, 40, seed=2, blink_rate=30, first_frame=120)
+    np.testing.assert_allclose(part.blink, whole.blink[120:160])
+    np.testing.assert_allclose(part.head, whole.head[120:160])
+    assert whole.blink.max() > 0.9  # blinks happen in idle
+    assert np.ptp(whole.head[:, 0]) > 0  # and the head moves
+    assert not whole.jaw.any()  # with the mouth closed
+
+
+def test_stream_renders_what_the_clip_renders(portrait):
+    animator = VisemeAnimator(seed=1)
+    prepared = animator.prepare(portrait)
+    audio = speech(6)
+    clip = np.concatenate([c.frames for c in animator.animate(prepared, audio, fps=FPS)])
+    stream = animator.open_stream(prepared, fps=Fraction(FPS), sample_rate=RATE)
+    assert isinstance(stream, AnimatorStream)
+    stream.push(audio)
+    stream.end_speech()
+    assert stream.pending() == len(clip) == stream.ready()
+    out = []
+    while stream.pending():
+        out.append(stream.render(min(3, stream.pending())).frames)
+    frames = np.concatenate(out)
+    diff = np.abs(frames.astype(int) - clip.astype(int))
+    assert diff.mean() < 0.05
+    assert np.mean(diff.reshape(len(frames), -1).max(axis=1) <= 8) > 0.9
+
+
+def test_stream_lookahead_and_partial_frames(portrait):
+    animator = VisemeAnimator(seed=1)
+    stream = animator.open_stream(animator.prepare(portrait), fps=Fraction(FPS), sample_rate=RATE, first_frame=100)
+    audio = speech(3)
+    stream.push(Audio(audio.samples[: 10 * SPF + 5], RATE))
+    assert stream.pending() == 10  # whole frames only until the speech ends
+    assert stream.ready() == 10 - int(np.ceil(WINDOW_LOOKAHEAD * FPS))
+    with pytest.raises(ValueError, match="pending"):
+        stream.render(11)
+    chunk = stream.render(4)
+    assert chunk.start == 100 and len(chunk) == 4 and stream.next_frame == 104
+    stream.end_speech()
+    assert stream.pending() == 7  # 6 whole frames and the padded partial one
+    stream.clear()
+    assert stream.pending() == 0
+    assert stream.render(2).start == 104
+
+
+def mouth_box(avatar: Avatar) -> tuple[slice, slice]:
+    """The lower half of the detected face box, where the mouth is."""
+    x1, y1, x2, y2 = avatar._prepared().face.box
+    return slice(int(y1 + 0.5 * (y2 - y1)), int(y2 + 0.2 * (y2 - y1))), slice(int(x1), int(x2))
+
+
+def test_idle_speech_barge_in_frame_by_frame(portrait):
+    """Frame counter continuous, mouth closed (frames equal the portrait) in idle, speech chunks carry
+    exactly the TTS samples, and the stream is back to idle within 100 ms of an interruption."""
+    tts = FakeTTS(sample_rate=RATE)
+    animator = VisemeAnimator(blink_rate=0, head_motion=0)  # still head: idle frames are the portrait itself
+    av = Avatar(portrait, tts=tts, animator=animator, llm=FakeLLM(), writer=MemoryWriter(), cache=ModelCache())
+    session = av.live(chunk_frames=1)
+    image = session.avatar.portrait.image
+    frame = 0
+
+    def take(n):
+        nonlocal frame
+        out = []
+        for _ in range(n):
+            chunk = next(session)
+            assert chunk.first_frame == frame and chunk.first_sample == frame * SPF
+            assert chunk.fps == FPS and len(chunk.samples) == chunk.n_frames * SPF
+            frame += chunk.n_frames
+            out.append(chunk)
+        return out
+
+    for chunk in take(10):
+        assert chunk.kind == "idle" and not chunk.samples.any()
+        assert np.array_equal(chunk.frames[0], image)  # mouth closed, nothing moves
+
+    turn = session.say("one two three four five six seven")
+    spoken = tts.synthesize("one two three four five six seven")  # what the stream must carry
+    speech_chunks = take(30)
+    assert all(c.kind == "speech" and c.turn == turn.id for c in speech_chunks)
+    start = speech_chunks[0].first_frame
+    samples = np.concatenate([c.samples for c in speech_chunks])
+    np.testing.assert_array_equal(samples, spoken.samples[: len(samples)])  # aligned to the sample
+    ys, xs = mouth_box(av)
+    moving = [np.abs(c.frames[0][ys, xs].astype(int) - image[ys, xs]).max() for c in speech_chunks]
+    assert max(moving) > 30  # the mouth opens
+    assert start == 10
+
+    interrupted = session.interrupt()
+    assert interrupted is turn and turn.status == "interrupted"
+    after = take(6)
+    assert all(c.kind == "idle" for c in after) and not any(c.samples.any() for c in after)
+    assert turn.metrics.barge_in_ms is not None and turn.metrics.barge_in_ms <= 100
+    closed_from = after[0].first_frame + int(np.floor(0.1 * FPS))  # within 100 ms of stream time
+    for c in after:
+        if c.first_frame >= closed_from:
+            assert np.array_equal(c.frames[0], image)
+
+    turn2 = session.say("again")
+    rest = []
+    while True:
+        chunk = take(1)[0]
+        rest.append(chunk)
+        if chunk.segment_end:
+            break
+    assert turn2.result(5).status == "done"
+    assert all(c.kind == "speech" for c in rest)
+    assert sum(c.n_frames for c in rest) == -(-len(tts.synthesize("again").resample(RATE).samples) // SPF)
+    assert all(c.kind == "idle" for c in take(5))
+    session.close()
+    assert next(session, None) is None
+
+
+def test_sessions_in_threads_share_the_models(portrait):
+    av = Avatar(portrait, tts=FakeTTS(), animator=VisemeAnimator(seed=4), writer=MemoryWriter(), cache=ModelCache())
+    av.preload()
+
+    def run(out: list) -> None:
+        out.extend(c.frames for c in av.stream("one two three four", chunk_frames=3))
+
+    alone: list = []
+    run(alone)
+    results = [[] for _ in range(3)]
+    threads = [threading.Thread(target=run, args=(r,)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    expected = np.concatenate(alone)
+    for r in results:
+        np.testing.assert_array_equal(np.concatenate(r), expected)
