@@ -85,7 +85,7 @@ class SadTalkerAnimator(BackendBase):
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "sadtalker"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame"})
+        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame", "stream"})
 
     def __init__(self, *, size: int = 256, preprocess: str = "crop", pose_style: int = 0,
                  expression_scale: float = 1.0, still: bool = False, blink: bool = True,
@@ -287,21 +287,42 @@ class SadTalkerAnimator(BackendBase):
         coeffs = self.coefficients(prepared, audio, fps=fps)
         yield from self.render(prepared, coeffs, progress=progress)
 
+    def open_stream(self, prepared: SadTalkerPrepared, *, fps: Any, sample_rate: int, first_frame: int = 0,
+                    **options: Any) -> Any:
+        """A live stream of the portrait (see :class:`.stream.SadTalkerStream`; ``options`` go to it).
+
+        Coefficients are computed block by block as audio arrives, exactly as for whole clips; idle
+        frames between sentences keep the source expression with blinks and a small head sway.
+        """
+        from .stream import SadTalkerStream
+
+        if any(v is not None and len(v) > 1 for v in (self.yaw, self.pitch, self.roll)):
+            raise ConfigError("free-view key values (yaw/pitch/roll lists) are interpolated over a clip and cannot "
+                              "be used in a live stream; give at most one value each")
+        return SadTalkerStream(self, prepared, fps=fps, sample_rate=sample_rate, first_frame=first_frame, **options)
+
     def render(self, prepared: SadTalkerPrepared, coeffs: np.ndarray, *,
                progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
         """Render (T, 70) coefficients to frames (chunks of ``chunk_frames``)."""
-        import torch
-
         assert self._nets is not None
         from .mapping import render_inputs
 
-        t = coeffs.shape[0]
         ri = render_inputs(prepared.source_coeff, coeffs, full=self.full_mode,
                            expression_scale=self.expression_scale, still=self.still,
                            yaw=self.yaw, pitch=self.pitch, roll=self.roll)
-        sem, src_sem = ri.target, ri.source
         free = {f"{k}_deg": np.asarray(v, np.float32) for k, v in
                 (("yaw", ri.yaw), ("pitch", ri.pitch), ("roll", ri.roll)) if v is not None}
+        yield from self.render_windows(prepared, ri.source, ri.target, free, progress=progress)
+
+    def render_windows(self, prepared: SadTalkerPrepared, src_sem: np.ndarray, sem: np.ndarray,
+                       free: dict[str, np.ndarray] | None = None, *,
+                       progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
+        """Render frames from MappingNet windows (``sem``: (T, nc, 27), see :func:`.mapping.render_inputs`)."""
+        import torch
+
+        assert self._nets is not None
+        free = free or {}
+        t = sem.shape[0]
         kp_net, gen, mapping = self._nets["kp"], self._nets["gen"], self._nets["mapping"]
         dev = torch.device(self.device)
         with self._grad_ctx(), self._autocast():
