@@ -22,7 +22,7 @@ from talkinghead.backends.sadtalker.backend import SadTalkerAnimator, SadTalkerP
 from talkinghead.backends.sadtalker.coeffnets import generate_coefficients, load_exp_net, load_pose_vae  # noqa: E402
 from talkinghead.backends.sadtalker.fill import write_checkpoint  # noqa: E402
 from talkinghead.backends.sadtalker.mapping import SEMANTIC_RADIUS  # noqa: E402
-from talkinghead.backends.sadtalker.stream import CoefficientStream, SadTalkerStream  # noqa: E402
+from talkinghead.backends.sadtalker.stream import CoefficientStream  # noqa: E402
 from talkinghead.errors import ConfigError  # noqa: E402
 from talkinghead.testing import tone_speech  # noqa: E402
 from talkinghead.values import Audio, FrameChunk  # noqa: E402

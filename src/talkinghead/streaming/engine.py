@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StageError
-from ..values import Audio, AVChunk, ChunkKind, FrameChunk
+from ..values import Audio, AVChunk, ChunkKind
 from .clock import StreamClock
 
 log = logging.getLogger(__name__)

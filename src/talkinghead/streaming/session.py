@@ -44,6 +44,8 @@ __all__ = ["LiveSession"]
 
 #: Seconds of given audio pushed into the stream at a time by :meth:`LiveSession.speak`.
 _SPEAK_PIECE_S = 0.5
+#: Events kept for :meth:`LiveSession.poll_events` (older ones are dropped when nobody reads them).
+_MAX_EVENTS = 1000
 
 
 class LiveSession:
@@ -268,8 +270,13 @@ class LiveSession:
         self._speak_text(turn, text, voice)
 
     def _work_speak(self, turn: Turn, *, audio: Audio, text: str | None = None) -> None:
-        resampler = StreamResampler(audio.sample_rate, self.clock.sample_rate)
         seg = self._open(turn, text)
+        if audio.phonemes:  # keep the timings: resample the whole (their times are in seconds)
+            turn.check()
+            self._append(turn, seg, audio.resample(self.clock.sample_rate))
+            self.engine.end_segment(seg)
+            return
+        resampler = StreamResampler(audio.sample_rate, self.clock.sample_rate)
         step = max(1, int(_SPEAK_PIECE_S * audio.sample_rate))
         for i in range(0, len(audio.samples), step):
             turn.check()
@@ -561,6 +568,11 @@ class LiveSession:
 
     # -- events --------------------------------------------------------------------------------
     def _emit(self, event: SessionEvent) -> None:
+        while self._events.qsize() >= _MAX_EVENTS:  # nobody reads them: keep the newest
+            try:
+                self._events.get_nowait()
+            except queue.Empty:
+                break
         self._events.put(event)
         if self.on_event is not None:
             try:

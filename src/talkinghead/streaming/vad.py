@@ -174,7 +174,7 @@ class VoiceActivity:
         windows = x[: n * WINDOW].reshape(n, WINDOW)
         probs = self.model.probabilities(windows, self._state)
         events: list[VADEvent] = []
-        for w, p in zip(windows, probs):
+        for w, p in zip(windows, probs, strict=True):
             self._pos += WINDOW
             if not self.speaking:
                 self._pre.append(w)

@@ -8,6 +8,7 @@ and from the sound itself otherwise; in both cases the jaw opening follows the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -168,6 +169,12 @@ def _frame_times(n: int, fps: float, first_frame: int) -> np.ndarray:
     return (first_frame + np.arange(n) + 0.5) / fps
 
 
+@lru_cache(maxsize=4096)
+def _slot_offset(seed: int, slot: int) -> float:
+    """Where in its interval the blink of ``slot`` falls (a pure function of seed and slot)."""
+    return float(np.random.default_rng((seed, 0, slot)).uniform(0.15, 0.85))
+
+
 def blink_curve(n: int, fps: float, seed: int, per_minute: float, *, first_frame: int = 0) -> np.ndarray:
     """Eyelid closure per frame: one blink (~0.2 s) at a seeded place in each interval of ``60/per_minute`` s.
 
@@ -180,7 +187,7 @@ def blink_curve(n: int, fps: float, seed: int, per_minute: float, *, first_frame
     period = 60.0 / per_minute
     centres = _frame_times(n, fps, first_frame)
     for slot in range(max(0, int(centres[0] // period) - 1), int(centres[-1] // period) + 1):
-        t = (slot + np.random.default_rng((seed, 0, slot)).uniform(0.15, 0.85)) * period
+        t = (slot + _slot_offset(seed, slot)) * period
         d = centres - t
         shape = np.where(d < 0, 0.0, np.where(d < 0.07, d / 0.07, np.where(d < 0.1, 1.0, 1.0 - (d - 0.1) / 0.12)))
         out = np.maximum(out, np.clip(shape, 0.0, 1.0))
