@@ -146,3 +146,32 @@ def test_cli_say_to_stdout(portrait_path, tmp_path):
         assert float(container.streams.video[0].guessed_rate or 25) == pytest.approx(25, abs=1)
     finally:
         reset()
+
+
+def test_cli_speak_and_ask_to_stdout(portrait_path, tmp_path):
+    from talkinghead.plugins import add_plugin, reset
+    from talkinghead.testing import FakesPlugin, tone_speech
+
+    reset()
+    add_plugin(FakesPlugin(), name="talkinghead-fakes")
+    try:
+        import soundfile as sf
+
+        wav = tmp_path / "speech.wav"
+        speech = tone_speech(["a", "b", "c"], sample_rate=16000)
+        sf.write(wav, speech.samples, 16000)
+        for argv, expect in (
+            (["speak", "-i", str(portrait_path), "-a", str(wav), "-o", "-", "--animator", "fake"], "streamed"),
+            (["ask", "-i", str(portrait_path), "-Q", "How are you?", "-o", "-", "--animator", "fake", "--tts", "fake",
+              "--llm", "fake"], "answer: You said: How are you?"),
+        ):
+            out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+            err = io.StringIO()
+            assert main(argv, out=out, err=err) == 0, err.getvalue()
+            out.flush()
+            assert expect in err.getvalue()
+            frames = sum(1 for _ in av.open(io.BytesIO(out.buffer.getvalue())).decode(video=0))
+            assert frames > 10
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.wav"]
+    finally:
+        reset()
