@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError
 from ..io import load_image
 from ..values import Portrait
 from .engine import Engine, RenderSpec
@@ -142,8 +142,6 @@ class AvatarService:
         return out
 
     def _checked_portrait(self, image: bytes, spec: RenderSpec) -> Portrait:
-        if not image:
-            raise ImageError("the portrait upload is empty; choose a JPEG, PNG or WebP picture")
         portrait = decode_image(image, max_pixels=self.engine.settings.max_image_pixels)
         avatar = self.engine.avatar(portrait, spec)  # downscales to max_portrait_size
         self.engine.prepare(avatar)  # finds the face (NoFaceError...) and caches the preprocessing

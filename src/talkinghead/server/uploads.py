@@ -64,6 +64,8 @@ def check_image(data: bytes, *, max_pixels: int) -> tuple[str, tuple[int, int]]:
         ApiError: 415 when it is not PNG/JPEG/WebP.
         ImageError: it is corrupt, or larger than ``max_pixels``.
     """
+    if not data:
+        raise ImageError(f"the portrait upload is empty (0 bytes); choose a {IMAGE_TYPES} picture")
     kind = sniff_image(data)
     if kind is None:
         raise unsupported("portrait", IMAGE_TYPES)
@@ -149,6 +151,8 @@ def decode_audio(data: bytes, *, max_seconds: float) -> Audio:
         ApiError: 415 when the content is not a known audio container.
         AudioError: unreadable, or longer than ``max_seconds``.
     """
+    if not data:
+        raise AudioError(f"the audio upload is empty (0 bytes); send a {AUDIO_TYPES} recording")
     if sniff_audio(data) is None:
         raise unsupported("audio", AUDIO_TYPES)
     seconds = probe_audio_seconds(data)
