@@ -137,3 +137,20 @@ class GatedPlugin:
     @hookimpl
     def register_backends(self, register) -> None:
         register(GatedAnimator)
+
+
+def mouth_box(image_path, margin: int = 12) -> tuple[int, int, int, int]:
+    """(x1, y1, x2, y2) around the lips of the portrait, from the viseme animator's face mesh."""
+    from talkinghead.backends.viseme import VisemeAnimator
+    from talkinghead.backends.viseme.landmarks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
+    from talkinghead.io import load_image
+
+    animator = VisemeAnimator()
+    try:
+        prepared = animator.prepare(load_image(image_path))
+    finally:
+        animator.close()
+    lips = prepared.face.landmarks[list(LIPS_OUTER_UPPER + LIPS_OUTER_LOWER)]
+    x1, y1 = np.floor(lips.min(axis=0)).astype(int) - margin
+    x2, y2 = np.ceil(lips.max(axis=0)).astype(int) + margin
+    return int(max(x1, 0)), int(max(y1, 0)), int(x2), int(y2)

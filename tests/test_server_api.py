@@ -486,3 +486,31 @@ def test_openapi_schema_is_served_and_matches_the_docs(make_client):
     assert documented == schema, (
         "docs/openapi.json is out of date; regenerate it with: python -m talkinghead.server.openapi > docs/openapi.json"
     )
+
+
+def test_app_mounts_inside_an_existing_app(fakes, tmp_path, portrait_png):
+    from fastapi import FastAPI
+
+    parent = FastAPI()
+
+    @parent.get("/")
+    def home():
+        return {"app": "parent"}
+
+    child = create_app(fake_settings(tmp_path))
+    parent.mount("/th", child)
+    with TestClient(parent) as client:
+        assert client.get("/").json() == {"app": "parent"}
+        assert "talkinghead" in client.get("/th/").text
+        assert client.get("/th/static/js/api.js").status_code == 200
+        r = client.post("/th/v1/videos", files={"image": ("p.png", portrait_png, "image/png")},
+                        data={"text": "mounted under a prefix"})
+        assert r.status_code == 202, r.text
+        jid = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while (job := client.get(f"/th/v1/videos/{jid}").json())["status"] != "completed":
+            assert time.monotonic() < deadline and job["status"] in ("queued", "in_progress"), job
+            time.sleep(0.05)
+        assert job["content_url"] == f"/th/v1/videos/{jid}/content"
+        assert client.get(job["content_url"]).content[4:8] == b"ftyp"
+    child.state.talkinghead.close()  # a mounted app's lifespan does not run; the host closes it

@@ -44,7 +44,7 @@ class ServerState:
         self.engine = Engine(settings, cache)
         self.jobs = JobQueue(self.store, workers=settings.job_workers, max_queued=settings.max_queued,
                              ttl=settings.job_ttl)
-        self.sessions = SessionRegistry(settings.max_sessions, settings.conversation_ttl)
+        self.sessions = SessionRegistry(settings.max_sessions, settings.session_idle)
         self.avatars = AvatarService(self.engine, self.store)
         self.conversations = ConversationService(self.engine, self.store, self.avatars, self.jobs, self.sessions)
         self.work_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)

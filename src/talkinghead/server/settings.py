@@ -91,6 +91,7 @@ class ServerSettings:
             202 with the job to poll.
         max_portraits: prepared portraits kept in memory (per-portrait preprocessing cache).
         max_sessions: conversation sessions kept warm in memory.
+        session_idle: seconds a warm session is kept without use (its conversation stays in the store).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -122,6 +123,7 @@ class ServerSettings:
     turn_timeout: float = 120.0
     max_portraits: int = 32
     max_sessions: int = 32
+    session_idle: float = 600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(os.fspath(self.data_dir)).expanduser())
@@ -131,7 +133,7 @@ class ServerSettings:
             "job_workers", "max_queued", "job_ttl", "conversation_ttl", "sweep_interval", "request_workers",
             "max_upload_bytes", "max_image_pixels", "max_audio_seconds", "max_text_chars", "max_fps",
             "max_avatars", "max_portrait_size", "rate_limit", "rate_burst", "read_rate_limit", "turn_timeout",
-            "max_portraits", "max_sessions",
+            "max_portraits", "max_sessions", "session_idle",
         )
         for name in positive:
             if not getattr(self, name) > 0:

@@ -19,8 +19,7 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -193,9 +192,3 @@ class LocalStore:
         except UnknownIdError:
             return None
         return path if path.is_file() else None
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the store's lock (for a check-then-act spanning several calls)."""
-        with self._lock:
-            yield

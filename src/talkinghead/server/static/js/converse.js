@@ -148,8 +148,8 @@ async function playAnswer(job) {
     track.label = "Answer";
     track.srclang = "en";
     track.src = href(job.captions_url);
-    track.default = true;
-    video.append(track);
+    video.append(track); // off by default: both sides are shown below the video; CC turns it on
+
   }
   video.src = href(job.content_url);
   video.dataset.jobId = job.id;
