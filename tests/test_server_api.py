@@ -279,7 +279,8 @@ def test_backends_lists_choices_and_limits(make_client):
     fake = next(a for a in info["stages"]["animator"] if a["name"] == "fake")
     assert fake["options"] == [{"name": "chunk_size", "type": "int", "default": 8}]
     assert info["conversation"] is True and info["limits"]["max_fps"] == 30
-    assert post_video(client, png_bytes(np.zeros((64, 64, 3), np.uint8)), text="hi there", tts="piper").status_code == 422
+    r = post_video(client, png_bytes(np.zeros((64, 64, 3), np.uint8)), text="hi there", tts="piper")
+    assert r.status_code == 422
 
 
 # -- saved avatars ---------------------------------------------------------------------------------
@@ -334,7 +335,8 @@ def test_avatar_limit(make_client, portrait_png):
 
 def test_large_portraits_are_stored_downscaled(make_client):
     client = make_client(max_portrait_size=200)
-    r = client.post("/v1/avatars", files={"image": ("p.png", png_bytes(np.full((400, 300, 3), 70, np.uint8)), "image/png")})
+    image = png_bytes(np.full((400, 300, 3), 70, np.uint8))
+    r = client.post("/v1/avatars", files={"image": ("p.png", image, "image/png")})
     assert r.json()["portrait"] == {"width": 150, "height": 200}
 
 
@@ -369,7 +371,8 @@ def test_conversation_text_turns_with_memory(make_client, portrait_png):
     assert second[0].content == "You are Ada, a geographer."
     assert second[2].content == "Paris is the capital of France."
     history = client.get(f"/v1/conversations/{conv['id']}").json()
-    assert [t["question"] for t in history["turns"]] == ["What is the capital of France?", "How many people live there?"]
+    questions = [t["question"] for t in history["turns"]]
+    assert questions == ["What is the capital of France?", "How many people live there?"]
     assert history["busy"] is None
 
     assert client.delete(f"/v1/conversations/{conv['id']}").status_code == 204

@@ -110,9 +110,13 @@ class Page:
         self.page = self.context.new_page()
         self.page.set_default_timeout(60_000)
         self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.goto(url)
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(f"console.error: {message.text}")
 
     def ready(self):
         self.page.wait_for_selector("body[data-ready=true]")
@@ -164,7 +168,13 @@ async ([sel, box]) => {
     ctx.drawImage(v, 0, 0);
     return { mouth: ctx.getImageData(x1, y1, w, h).data, corner: ctx.getImageData(0, 0, 40, 40).data };
   };
-  const diff = (a, b) => { let s = 0; for (let i = 0; i < a.length; i += 4) s += Math.abs(a[i] - b[i]) + Math.abs(a[i+1] - b[i+1]) + Math.abs(a[i+2] - b[i+2]); return s / (a.length / 4 * 3); };
+  const diff = (a, b) => {  // mean absolute difference over the RGB channels
+    let s = 0;
+    for (let i = 0; i < a.length; i += 4) {
+      s += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+    }
+    return s / (a.length / 4 * 3);
+  };
   const frames = [];
   for (let t = 0.05; t < v.duration - 0.05; t += 0.15) frames.push(await grab(t));
   let mouth = 0, corner = 0;
@@ -189,7 +199,8 @@ def test_page_loads_without_console_errors_and_is_keyboard_usable(page):
     p.keyboard.press("ArrowLeft")
     assert p.locator("#tab-conversation").is_visible()
     # every form control has a label
-    unlabeled = p.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]):not([hidden]), select, textarea')]
+    unlabeled = p.evaluate("""() => [...document.querySelectorAll(
+            'input:not([type=hidden]):not([hidden]), select, textarea')]
         .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.closest('label'))
         .map((el) => el.id || el.name)""")
     assert unlabeled == []

@@ -219,3 +219,15 @@ def test_talkinghead_serve_runs_and_answers(tmp_path):
             out, _ = proc.communicate()
     assert f"http://127.0.0.1:{port}/" in out
     assert proc.returncode in (0, -signal.SIGINT, 130)
+
+
+def test_jobs_left_running_by_a_previous_process_are_marked_failed(tmp_path):
+    from talkinghead.server.jobs import JobQueue
+
+    store = LocalStore(tmp_path)
+    jid = new_id("job")
+    store.put("job", jid, {"id": jid, "status": "in_progress", "progress": 0.4})
+    JobQueue(LocalStore(tmp_path), workers=1, max_queued=2, ttl=60)
+    record = LocalStore(tmp_path).get("job", jid)
+    assert record["status"] == "failed" and record["error"]["type"] == "Interrupted"
+    assert record["expires_at"] > record["finished_at"]

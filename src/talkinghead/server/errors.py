@@ -79,7 +79,9 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
         return exc.status, exc.type, exc.message
     if isinstance(exc, TalkingHeadError):
         return status_for(exc), type(exc).__name__, str(exc)
-    return 500, "InternalError", "the server failed while handling this request; the operator can find details in its log"
+    return 500, "InternalError", (
+        "the server failed while handling this request; the operator can find details in its log"
+    )
 
 
 def install_handlers(app: Any) -> None:

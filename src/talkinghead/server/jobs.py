@@ -125,8 +125,9 @@ class JobQueue:
             record = self.store.get("job", jid)
             if record and record.get("status") in ACTIVE:
                 now = time.time()
+                message = "the server stopped before this job finished; submit it again"
                 record.update(status="failed", finished_at=now, expires_at=now + self.ttl,
-                              error={"type": "Interrupted", "message": "the server stopped before this job finished; submit it again"})
+                              error={"type": "Interrupted", "message": message, "status": 500})
                 self.store.put("job", jid, record)
 
     # -- submitting ------------------------------------------------------------------------------
@@ -139,7 +140,8 @@ class JobQueue:
         """
         with self._lock:
             if self._closed:
-                raise ApiError(503, "ShuttingDown", "the server is shutting down; try again shortly", {"Retry-After": "10"})
+                raise ApiError(503, "ShuttingDown", "the server is shutting down; try again shortly",
+                               {"Retry-After": "10"})
             if len(self._active) >= self.max_queued:
                 raise ApiError(
                     503, "QueueFull",

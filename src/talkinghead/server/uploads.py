@@ -76,7 +76,9 @@ def check_image(data: bytes, *, max_pixels: int) -> tuple[str, tuple[int, int]]:
             w, h = im.size
             frames = getattr(im, "n_frames", 1)
     except Image.DecompressionBombError:
-        raise ImageError(f"the portrait's dimensions are far over the {max_pixels // 1_000_000} megapixel limit") from None
+        raise ImageError(
+            f"the portrait's dimensions are far over the {max_pixels / 1e6:g} megapixel limit; resize it"
+        ) from None
     except Exception as exc:
         raise ImageError(f"the portrait is a corrupt {kind.upper()} file ({exc}); re-export it") from None
     if w * h > max_pixels:

@@ -29,14 +29,16 @@ async def create_video(
     image: Annotated[Optional[UploadFile], File(description="portrait (PNG, JPEG or WebP); or give avatar_id")] = None,
     avatar_id: Annotated[Optional[str], Form(description="a saved avatar instead of an image")] = None,
     text: Annotated[Optional[str], Form(description="what to say; or upload audio")] = None,
-    audio: Annotated[Optional[UploadFile], File(description="speech to lip-sync (WAV, FLAC, OGG, MP3, M4A, WebM)")] = None,
+    audio: Annotated[Optional[UploadFile],
+                     File(description="speech to lip-sync (WAV, FLAC, OGG, MP3, M4A, WebM)")] = None,
     fps: Annotated[Optional[float], Form(description="frames per second (default 20)")] = None,
     tts: Annotated[Optional[str], Form(description="TTS backend (see GET /v1/backends)")] = None,
     voice: Annotated[Optional[str], Form(description="a voice the TTS backend lists")] = None,
     animator: Annotated[Optional[str], Form()] = None,
     enhancer: Annotated[Optional[str], Form(description="enhancer backend, or 'none'")] = None,
     emotion: Annotated[Optional[str], Form(description="for animators that take an emotion option")] = None,
-    animator_options: Annotated[Optional[str], Form(description="JSON object of animator options clients may set")] = None,
+    animator_options: Annotated[Optional[str],
+                                Form(description="JSON object of animator options clients may set")] = None,
 ) -> Any:
     """Start a render job: a portrait (``image`` or ``avatar_id``) and what it says (``text`` or ``audio``).
 
@@ -114,7 +116,8 @@ async def video_content(request: Request, video_id: str, download: bool = False)
     s = state(request)
     record = _job(request, video_id)
     if record["status"] != "completed":
-        raise ApiError(409, "NotReady", f"the video is {record['status']}, not completed; poll GET /v1/videos/{video_id}")
+        raise ApiError(409, "NotReady",
+                       f"the video is {record['status']}, not completed; poll GET /v1/videos/{video_id}")
     path = s.store.open_file("job", video_id, "video.mp4")
     if path is None:
         raise not_found("video file", video_id)
