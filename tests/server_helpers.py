@@ -7,13 +7,14 @@ import io
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from talkinghead.errors import ConfigError
 from talkinghead.hookspecs import hookimpl
 from talkinghead.stages import BackendBase, frame_count
-from talkinghead.testing import tone_speech
+from talkinghead.testing import FakeAnimator, tone_speech
 from talkinghead.values import Audio, FrameChunk, Portrait
 
 
@@ -67,7 +68,7 @@ def fake_settings(tmp_path, **overrides: Any):
         data_dir=tmp_path / "data",
         stages={"tts": "fake", "animator": "fake", "asr": "fake", "llm": "fake", "writer": "mp4"},
         backend_options={"writer": {"mp4": {"preset": "ultrafast"}}},
-        client_options={"fake": ("chunk_size",), "gated": ()},
+        client_options={"fake": ("chunk_size",), "gated": (), "mood": ("emotion",)},
         rate_limit=6000.0,
         rate_burst=1000,
     )
@@ -133,10 +134,23 @@ class GatedAnimator(BackendBase):
                 GATE.running -= 1
 
 
+class MoodAnimator(FakeAnimator):
+    """The fake animator with an ``emotion`` option (as expressive animators have)."""
+
+    name: ClassVar[str] = "mood"
+
+    def __init__(self, *, emotion: Literal["neutral", "happy", "sad"] = "neutral", chunk_size: int = 8) -> None:
+        if emotion not in ("neutral", "happy", "sad"):
+            raise ConfigError(f"emotion must be neutral, happy or sad, got {emotion!r}")
+        super().__init__(chunk_size=chunk_size)
+        self.emotion = emotion
+
+
 class GatedPlugin:
     @hookimpl
     def register_backends(self, register) -> None:
         register(GatedAnimator)
+        register(MoodAnimator)
 
 
 def mouth_box(image_path, margin: int = 12) -> tuple[int, int, int, int]:

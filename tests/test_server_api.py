@@ -517,3 +517,42 @@ def test_app_mounts_inside_an_existing_app(fakes, tmp_path, portrait_png):
         assert job["content_url"] == f"/th/v1/videos/{jid}/content"
         assert client.get(job["content_url"]).content[4:8] == b"ftyp"
     child.state.talkinghead.close()  # a mounted app's lifespan does not run; the host closes it
+
+
+def test_turn_survives_the_client_hanging_up(fakes, tmp_path, portrait_png):
+    """A real uvicorn server: the client gives up waiting for its answer; the turn is still made."""
+    import httpx
+
+    from talkinghead.testing.app_server import AppServer
+
+    add_plugin(GatedPlugin(), name="gated-animator")
+    GATE.reset()
+    with AppServer(create_app(fake_settings(tmp_path))) as server, httpx.Client(base_url=server.url) as client:
+        aid = client.post("/v1/avatars", files={"image": ("p.png", portrait_png, "image/png")},
+                          data={"animator": "gated"}).json()["id"]
+        cid = client.post("/v1/conversations", json={"avatar_id": aid}).json()["id"]
+        with pytest.raises(httpx.TimeoutException):
+            client.post(f"/v1/conversations/{cid}/turns", data={"text": "are you still there"}, timeout=1.0)
+        assert GATE.started.acquire(timeout=30)
+        GATE.event.set()
+        deadline = time.monotonic() + 30
+        while not (turns := client.get(f"/v1/conversations/{cid}").json()["turns"]):
+            assert time.monotonic() < deadline, "the turn was dropped with its client"
+            time.sleep(0.05)
+        assert turns[0]["question"] == "are you still there"
+        job = client.get(f"/v1/videos/{turns[0]['id']}").json()
+        assert job["status"] == "completed" and client.get(job["content_url"]).content[4:8] == b"ftyp"
+
+
+def test_emotion_goes_to_animators_that_take_one(make_client, portrait_png):
+    client = make_client()
+    mood = next(a for a in client.get("/v1/backends").json()["stages"]["animator"] if a["name"] == "mood")
+    assert mood["options"] == [{"name": "emotion", "type": "choice", "default": "neutral",
+                                "choices": ["neutral", "happy", "sad"]}]
+    r = post_video(client, portrait_png, text="I am so glad", animator="mood", emotion="happy")
+    job = wait_job(client, r.json()["id"])
+    assert job["status"] == "completed" and job["params"]["animator_options"] == {"emotion": "happy"}
+    engine = client.app.state.talkinghead.engine
+    assert engine.backend("animator", "mood", {"emotion": "happy"}).emotion == "happy"
+    r = post_video(client, portrait_png, text="I am so glad", animator="mood", emotion="furious")
+    assert r.status_code == 422 and "emotion must be" in r.json()["error"]["message"]
