@@ -58,8 +58,20 @@ class ServerState:
         return {"jobs": self.jobs.sweep(), "conversations": self.conversations.sweep(),
                 "sessions": self.sessions.expire()}
 
+    def sweep_quietly(self) -> None:
+        """:meth:`sweep`, logging instead of raising (for background sweeps)."""
+        try:
+            self.sweep()
+        except Exception as exc:  # the next sweep tries again
+            log.warning("expiry sweep failed: %s", exc)
+
     def sweep_due(self) -> bool:
-        return time.monotonic() - self._last_sweep >= self.settings.sweep_interval
+        """True (once per ``sweep_interval``) when a request should start a background sweep."""
+        now = time.monotonic()
+        if now - self._last_sweep < self.settings.sweep_interval:
+            return False
+        self._last_sweep = now
+        return True
 
     def close(self) -> None:
         """Stop the workers, close the sessions (the app's lifespan does this; call it yourself
@@ -114,8 +126,7 @@ def create_app(settings: ServerSettings | None = None, *, store: Store | None = 
         key = client_key(request.client, request.headers, settings.trust_forwarded_for)
         state.read_limiter.hit(key)
         if state.sweep_due():  # also when mounted in an app whose lifespan does not run ours
-            state._last_sweep = time.monotonic()
-            asyncio.get_running_loop().run_in_executor(None, state.sweep)
+            asyncio.get_running_loop().run_in_executor(None, state.sweep_quietly)
 
     app = FastAPI(
         title="talkinghead",
@@ -160,10 +171,7 @@ def create_app(settings: ServerSettings | None = None, *, store: Store | None = 
 async def _sweeper(state: ServerState) -> None:
     while True:
         await asyncio.sleep(state.settings.sweep_interval)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, state.sweep)
-        except Exception as exc:  # the sweeper must outlive one bad record
-            log.warning("expiry sweep failed: %s", exc)
+        await asyncio.get_running_loop().run_in_executor(None, state.sweep_quietly)
 
 
 def _version() -> str:
