@@ -475,6 +475,27 @@ def test_security_headers_on_the_page(make_client):
     assert '<script type="module" src="static/js/main.js">' in r.text
 
 
+def api_summary(schema: dict) -> dict:
+    """Paths, methods, parameters, body fields and response codes of an OpenAPI schema (what the
+    docs promise), without the details that differ between FastAPI versions."""
+    components = schema.get("components", {}).get("schemas", {})
+
+    def body_fields(op: dict) -> list[str]:
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            return sorted(components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}))
+        return []
+
+    return {
+        path: {
+            method: {"params": sorted(p["name"] for p in op.get("parameters", [])), "body": body_fields(op),
+                     "responses": sorted(op.get("responses", {}))}
+            for method, op in ops.items()
+        }
+        for path, ops in schema["paths"].items()
+    }
+
+
 def test_openapi_schema_is_served_and_matches_the_docs(make_client):
     from pathlib import Path
 
@@ -484,9 +505,12 @@ def test_openapi_schema_is_served_and_matches_the_docs(make_client):
                  "/v1/avatars/{avatar_id}", "/v1/conversations/{conversation_id}/turns", "/v1/backends"):
         assert path in schema["paths"], path
     assert set(schema["paths"]["/v1/videos/{video_id}"]) == {"get", "delete"}
+    assert api_summary(schema)["/v1/videos"]["post"]["body"] == [
+        "animator", "animator_options", "audio", "avatar_id", "emotion", "enhancer", "fps", "image", "text", "tts",
+        "voice"]
     assert "ErrorBody" in schema["components"]["schemas"]
     documented = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
-    assert documented == schema, (
+    assert api_summary(documented) == api_summary(schema), (
         "docs/openapi.json is out of date; regenerate it with: python -m talkinghead.server.openapi > docs/openapi.json"
     )
 
