@@ -20,7 +20,9 @@ export function initConversation(backends) {
   $("mic").addEventListener("click", toggleMic);
   $("convo-new").addEventListener("click", () => startConversation(true));
   if (!Recorder.supported()) {
-    $("mic").title = "This browser cannot record from a microphone";
+    $("mic").title = window.isSecureContext
+      ? "This browser cannot record from a microphone"
+      : "Browsers allow the microphone only on https:// or localhost pages";
   }
   onGalleryChange(() => {
     if (gallery.selected?.id !== state.avatar?.id || gallery.selected?.version !== state.avatar?.version) {
