@@ -580,3 +580,13 @@ def test_emotion_goes_to_animators_that_take_one(make_client, portrait_png):
     assert engine.backend("animator", "mood", {"emotion": "happy"}).emotion == "happy"
     r = post_video(client, portrait_png, text="I am so glad", animator="mood", emotion="furious")
     assert r.status_code == 422 and "emotion must be" in r.json()["error"]["message"]
+
+
+def test_typed_conversation_needs_no_asr(make_client, portrait_png):
+    client = make_client(stages={"tts": "fake", "animator": "fake", "llm": "fake", "asr": None})
+    conv = new_conversation(client, portrait_png)
+    r = client.post(f"/v1/conversations/{conv['id']}/turns", data={"text": "typed questions work"})
+    assert r.status_code == 200 and r.json()["status"] == "completed"
+    r = client.post(f"/v1/conversations/{conv['id']}/turns",
+                    files={"audio": ("q.webm", webm_opus_bytes(speech(4)), "audio/webm")})
+    assert r.status_code == 422 and "no speech recognition" in r.json()["error"]["message"]

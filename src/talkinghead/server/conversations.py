@@ -133,6 +133,8 @@ class ConversationService:
                     memory.add(turn["question"], turn["answer"])
                 avatar.conversation = memory
                 avatar.progress = ctx.progress
+                if audio is not None:
+                    self.engine.with_asr(avatar)
                 try:
                     reply = avatar.ask(text if text is not None else audio, ctx.video_path, voice=session.voice)
                 finally:

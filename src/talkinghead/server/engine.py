@@ -194,7 +194,8 @@ class Engine:
     ) -> Any:
         """An :class:`~talkinghead.Avatar` for ``portrait`` with the spec's backends from the shared cache.
 
-        With ``conversation`` it gets the server's ASR and LLM stages too.
+        With ``conversation`` it gets the server's LLM too (the ASR is added by :meth:`with_asr`
+        when a question is spoken, so typed conversations work without one).
 
         Raises:
             ConfigError: a conversation was asked for but the server has no LLM.
@@ -216,14 +217,25 @@ class Engine:
                     "--set llm.base_url=... (any OpenAI-compatible server) or --llm llama-cpp"
                 )
             stages["llm"] = self.backend("llm", llm)
-            asr = self.settings.stages.get("asr")
-            stages["asr"] = self.backend("asr", asr) if asr else None
         return Avatar(
             portrait, **stages, fps=spec.fps, progress=progress, cache=self.cache,
             max_size=self.settings.max_portrait_size,
             system_prompt=system_prompt or self.settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
             memory=self.settings.memory,
         )
+
+    def with_asr(self, avatar: Any) -> Any:
+        """Give a conversation's Avatar the server's ASR stage (for spoken questions).
+
+        Raises:
+            ConfigError: the server has no ASR.
+        """
+        if avatar.asr is None:
+            name = self.settings.stages.get("asr")
+            if not name:
+                raise ConfigError("this server has no speech recognition (asr); type the question instead")
+            avatar.asr = self.backend("asr", name)
+        return avatar
 
     def prepare(self, avatar: Any) -> None:
         """Load the avatar's models and preprocess its portrait (cached), one job at a time."""
