@@ -97,14 +97,16 @@ def main(argv: list[str] | None = None) -> int:
                         llm=("openai", {"base_url": server.base_url, "model": "local", "max_tokens": 400}),
                         max_size=args.size, cache=cache, max_answer_chars=400)
         question = avatar._use(avatar.tts).synthesize(QUESTION)  # loads piper too
-        session = avatar.live(chunk_frames=2)  # loads the animator and prepares the portrait
+        session = avatar.live(chunk_frames=2, turn_timeout=300)  # loads the animator, prepares the portrait
         t_ask = time.perf_counter()
         turn, _ = ask_turn(session, question)
         m = turn.metrics
         row("cold: Avatar() → first frame of the first answer", ms(t_ask - t0 + m.first_frame_s), "",
             f"loads + portrait preparation; of which the turn (ASR, LLM loads) {ms(m.first_frame_s)}")
 
-        warm = [ask_turn(session, question)[0].metrics for _ in range(args.turns)]
+        turns = [ask_turn(session, question)[0] for _ in range(args.turns)]
+        assert all(t.status == "done" for t in turns), [(t.status, t.error) for t in turns]
+        warm = [t.metrics for t in turns]
         med = lambda f: statistics.median(getattr(x, f) for x in warm)  # noqa: E731
         row("warm: end of question audio → first answer frame", ms(med("first_frame_s")), "",
             f"median of {args.turns}; includes the LLM's own first sentence")
@@ -121,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         session.close()
 
         # real-time delivery of a whole answer
-        paced = avatar.live(realtime=True, chunk_frames=1)
+        paced = avatar.live(realtime=True, chunk_frames=1, turn_timeout=300)
         t, chunks = ask_turn(paced, question)
         speech = [c for c in chunks if c.kind == "speech"]
         row("real time: late frames in a paced answer", f"{t.metrics.late_frames} of {len(speech)}", "0",
-            f"first frame {ms(t.metrics.first_frame_s)}")
+            f"turn {t.status}; first frame {ms(t.metrics.first_frame_s)}")
 
         # barge-in while speaking, paced
         turn = paced.ask(question)
@@ -141,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             if chunk.kind != "speech":
                 t_idle = time.perf_counter()
                 break
-        row("barge-in → idle (stream time)", f"{turn.metrics.barge_in_ms:.0f} ms", "≤ 100 ms",
-            f"wall time from interrupt() to the first idle chunk {ms(t_idle - t_int)}")
+        barge = turn.metrics.barge_in_ms
+        row("barge-in → idle (stream time)", "—" if barge is None else f"{barge:.0f} ms", "≤ 100 ms",
+            f"turn {turn.status}; wall time from interrupt() to the first idle chunk {ms(t_idle - t_int)}")
         paced.close()
 
         # say -o -

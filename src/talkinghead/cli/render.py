@@ -34,7 +34,7 @@ def cmd_render_stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         from ..io import load_audio
 
         source = load_audio(source)
-    return stream_video(avatar.stream(source), out, err)
+    return stream_video(avatar.stream(source, chunk_frames=2), out, err)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

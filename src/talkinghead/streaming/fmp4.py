@@ -3,7 +3,8 @@ while it is being written.
 
 H.264 (constrained baseline, ``tune=zerolatency``: no B-frames, no look-ahead, so every frame is
 encoded as soon as it arrives) and AAC-LC, muxed with ``frag_keyframe+empty_moov+default_base_moof``
-and short fragments, so the first fragment follows the first chunk. Nothing is written to disk and
+and fragments of one frame written without waiting to interleave, so a frame leaves as soon as the
+next one is encoded. Nothing is written to disk and
 nothing seeks: stdout, a socket or an HTTP response body all work.
 """
 
@@ -80,7 +81,8 @@ class Fmp4Encoder:
         preset: x264 speed preset.
         audio_bitrate: AAC bit rate.
         keyframe_seconds: a keyframe (and a fragment a player may start at) every this many seconds.
-        fragment_ms: longest fragment; short fragments reach the player sooner.
+        fragment_ms: longest fragment (default one frame at 25 fps); a frame reaches the player as
+            soon as the next one is encoded.
         threads: encoder threads (0: automatic).
     """
 
@@ -92,7 +94,7 @@ class Fmp4Encoder:
         preset: str = "veryfast",
         audio_bitrate: int = 96_000,
         keyframe_seconds: float = 1.0,
-        fragment_ms: int = 100,
+        fragment_ms: float = 40,
         threads: int = 0,
     ) -> None:
         try:
@@ -121,7 +123,13 @@ class Fmp4Encoder:
         w, h = chunk.size
         self._size, self._fps, self._rate = (w, h), chunk.fps, chunk.sample_rate
         self._first_frame = chunk.first_frame
-        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": str(self.fragment_ms * 1000)}
+        # max_interleave_delta=1: write each packet at once instead of waiting for the other track
+        # (the AAC encoder lags by a frame); the muxer still aligns the tracks (tested after decoding).
+        options = {
+            "movflags": "frag_keyframe+empty_moov+default_base_moof",
+            "frag_duration": str(max(1, int(self.fragment_ms * 1000))),
+            "max_interleave_delta": "1",
+        }
         self._container = av.open(self._sink, mode="w", format="mp4", options=options)
         v = self._container.add_stream("libx264", rate=chunk.fps)
         v.width, v.height = w + w % 2, h + h % 2
