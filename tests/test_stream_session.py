@@ -307,3 +307,23 @@ def test_closed_session_refuses_work(small_portrait):
     with pytest.raises(ConfigError, match="closed"):
         session.say("hi")
     assert session.next_chunk() is None
+
+
+def test_hostile_pushed_audio(small_portrait):
+    av = make(small_portrait, llm=None)
+    session = av.live(chunk_frames=5, vad="energy")
+    bad = np.full(4000, np.nan, np.float32)
+    bad[::3] = np.inf
+    bad[1::3] = 7.0
+    session.push_speech(bad, 16000)
+    session.end_speech()
+    session.push_user_audio(bad, 8000)
+    chunks = list(session.chunks(max_frames=20))
+    assert all(np.isfinite(c.samples).all() and np.abs(c.samples).max() <= 1.0 for c in chunks)
+    with pytest.raises(ConfigError, match="sample_rate"):
+        session.push_speech(np.zeros(10, np.float32))
+    with pytest.raises(Exception, match="positive"):
+        session.push_speech(np.zeros(10, np.float32), 0)
+    with pytest.raises(Exception, match="numbers"):
+        session.push_user_audio(np.array(["a", "b"]), 16000)
+    session.close()

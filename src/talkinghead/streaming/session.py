@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..conversation import Conversation
-from ..errors import ConfigError, NothingUnderstoodError, StageError, TalkingHeadError
+from ..errors import AudioError, ConfigError, NothingUnderstoodError, StageError, TalkingHeadError
 from ..io import AudioLike, load_audio
 from ..values import Audio, AVChunk, VoiceProfile
 from .adapters import open_animator_stream, stream_speech
@@ -640,7 +640,10 @@ def _as_float(samples: Any) -> np.ndarray:
         x = x.mean(axis=1 if x.shape[0] > x.shape[1] else 0)
     if np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
-    return np.asarray(x, np.float32).reshape(-1)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise AudioError(f"audio samples must be numbers (float or int PCM), got {x.dtype}")
+    # NaN/inf (a broken upstream) become silence; overdriven samples are clipped
+    return np.clip(np.nan_to_num(np.asarray(x, np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
 
 
 def _is_audio_path(s: str) -> bool:
