@@ -50,7 +50,7 @@ def bench_detection(args) -> list[Row]:
 
 
 def bench_paste(args) -> list[Row]:
-    from talkinghead.face import align
+    from talkinghead.face import align, paste
 
     rows = []
     yy, xx = np.mgrid[0:512, 0:512]
@@ -65,14 +65,14 @@ def bench_paste(args) -> list[Row]:
         rows.append(Row(f"align: LMEDS affine + 512 crop, {size}^2 frame", *timeit(
             lambda: align.warp_face(frame, align.estimate_affine(lm, 512), 512), args.repeat)))
         for mode in ("square", "parse", "parse_noblur", "fast"):
-            paster = align.FastPaster()
-            fn = lambda: align.paste_faces(frame, [face], [m], upscale=2, mode=mode,  # noqa: E731
+            paster = paste.FastPaster()
+            fn = lambda: paste.paste_faces(frame, [face], [m], upscale=2, mode=mode,  # noqa: E731
                                            parse_labels=[labels], fast=paster)
             note = {"parse": "excl. ParseNet forward", "parse_noblur": "excl. ParseNet forward",
                     "fast": "cached mask; incl. LANCZOS4 background upscale"}.get(mode, "")
             rows.append(Row(f"paste-back {mode}, {size}^2 frame, up 2, face 512", *timeit(fn, args.repeat), note))
-        bg = align.upscale_background(frame, 2)
-        paster = align.FastPaster()
+        bg = paste.upscale_background(frame, 2)
+        paster = paste.FastPaster()
         rows.append(Row(f"paste-back fast blend only (no bg upscale), {size}^2 up 2", *timeit(
             lambda: paster.paste(bg.copy(), [face], [m], upscale=2), args.repeat)))
     return rows

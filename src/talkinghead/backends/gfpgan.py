@@ -243,7 +243,7 @@ class GFPGANEnhancer(BackendBase):
                 )
             self._parsenet = load_parsenet(path, self.device)
         if self._paster is None:
-            from ..face.align import FastPaster
+            from ..face.paste import FastPaster
 
             self._paster = FastPaster()
 
@@ -329,7 +329,8 @@ class GFPGANEnhancer(BackendBase):
         Raises:
             StageError: the restoration network failed.
         """
-        from ..face.align import BORDER_VALUE, estimate_affine, paste_faces, upscale_background, warp_face
+        from ..face.align import BORDER_VALUE, estimate_affine, warp_face
+        from ..face.paste import paste_faces, upscale_background
 
         if self._net is None or self._detector is None or self._paster is None:
             self.load()

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import TextError
-from ..faces import select_face
+from ..face.selection import select_face
 from ..stages import BackendBase, frame_count
 from ..values import Audio, ChatMessage, Face, FrameChunk, PhonemeTiming, Portrait, Transcript, Video, VoiceProfile
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import ConfigError, FaceTooSmallError, MultipleFacesError, NoFaceError
-from .values import Face
+from ..errors import ConfigError, FaceTooSmallError, MultipleFacesError, NoFaceError
+from ..values import Face
 
 #: Faces narrower than this many pixels are refused (too little detail to animate).
 MIN_FACE_PIXELS = 48
