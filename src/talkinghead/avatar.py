@@ -141,7 +141,7 @@ class Avatar:
 
     def _prepared(self) -> Any:
         animator = self._use(self.animator)
-        key = (id(animator), self.portrait.key, self.multiple_faces)
+        key = (self.cache.backend_key(animator), self.portrait.key, self.multiple_faces)
         return self.cache.prepared(key, lambda: self._timed_prepare(animator))
 
     def _timed_prepare(self, animator: Any) -> Any:
@@ -191,10 +191,12 @@ class Avatar:
                 self.progress("animate", done, total)
 
         produced = 0
+        # per-video enhancer state (e.g. face tracking) belongs to this call, not to the shared enhancer
+        state = enhancer.new_state() if enhancer is not None and hasattr(enhancer, "new_state") else None
         for chunk in animator.animate(prepared, audio, fps=self.fps, progress=lambda d, t: report(d)):
             if enhancer is not None:
                 n = len(chunk)
-                chunk = enhancer.enhance(chunk)
+                chunk = enhancer.enhance(chunk) if state is None else enhancer.enhance(chunk, state=state)
                 if len(chunk) != n:
                     raise StageError("enhancer", enhancer.name, f"returned {len(chunk)} frames for {n}")
                 if self.progress is not None:
