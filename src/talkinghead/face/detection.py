@@ -4,13 +4,14 @@ A detector is anything with ``detect(image, model=...) -> list[Face]`` (:class:`
 RetinaFace's :class:`~talkinghead.face.detector.FaceDetector` takes no ``model`` and is wrapped by
 :func:`as_detect`). :func:`find_faces` tries, in order, until one finds a face:
 
-1. the full-range model on the whole image (the usual portrait);
+1. the full-range model on the whole image (the usual portrait; whole-image passes see a copy of at most
+   :data:`WHOLE_IMAGE_SIDE` px, far more than the detectors' 128-192 px inputs);
 2. the short-range model (close-ups);
 3. both on the image padded with a black margin of half its longer side on every edge (a face that
    touches all four edges: detectors are trained on faces with some surroundings);
 4. all of the above on a contrast-normalised copy (gamma towards mid-grey, then CLAHE on lightness:
    blown-out or very dark portraits);
-5. overlapping tiles at two scales (1536 and 512 px, a quarter overlap) on images larger than the
+5. (before step 4) overlapping tiles at two scales (1536 and 512 px, a quarter overlap) on images larger than the
    tile: a ~100 px face in a 24-megapixel photo is 4 px at the detector's 192 px input, but a
    third of a 512 px tile. Tiles are merged by non-maximum suppression.
 
@@ -37,6 +38,8 @@ Detect = Callable[..., list[Face]]
 TILE_SIZES = (1536, 512)
 #: Margin added on every edge for the padded pass, as a fraction of the image's longer side.
 PAD_FRACTION = 0.5
+#: Whole-image passes run on a copy downscaled to this long side (tiles use full resolution).
+WHOLE_IMAGE_SIDE = 1024
 
 
 def as_detect(detector) -> Detect:
@@ -126,26 +129,35 @@ def find_faces(detect: Detect, image: np.ndarray, *, tiles: bool = True) -> list
         image: (H, W, 3) uint8 RGB.
         tiles: Allow the multi-scale tile search on large images.
     """
+    import cv2
+
     h, w = image.shape[:2]
+    k = min(1.0, WHOLE_IMAGE_SIDE / max(h, w))
+    small = image if k == 1.0 else cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
+                                               interpolation=cv2.INTER_AREA)
     cache: dict[str, np.ndarray] = {}
 
     def normalised() -> np.ndarray:
         if "n" not in cache:
-            cache["n"] = normalise_contrast(image)
+            cache["n"] = normalise_contrast(small)
         return cache["n"]
 
+    def whole(run: Callable[[np.ndarray], list[Face]], source: Callable[[], np.ndarray]) -> list[Face]:
+        found = run(source())
+        return found if k == 1.0 else _shift(found, 0.0, 0.0, 1.0 / k, w, h)
+
     attempts: list[tuple[str, Callable[[], list[Face]]]] = []
-    for label, source in (("", lambda: image), (" (contrast-normalised)", normalised)):
+    for label, source in (("", lambda: small), (" (contrast-normalised)", normalised)):
         attempts += [
-            ("full-range" + label, lambda s=source: detect(s(), model="full")),
-            ("short-range" + label, lambda s=source: detect(s(), model="short")),
-            ("padded full-range" + label, lambda s=source: _padded(detect, s(), "full")),
-            ("padded short-range" + label, lambda s=source: _padded(detect, s(), "short")),
+            ("full-range" + label, lambda s=source: whole(lambda x: detect(x, model="full"), s)),
+            ("short-range" + label, lambda s=source: whole(lambda x: detect(x, model="short"), s)),
+            ("padded full-range" + label, lambda s=source: whole(lambda x: _padded(detect, x, "full"), s)),
+            ("padded short-range" + label, lambda s=source: whole(lambda x: _padded(detect, x, "short"), s)),
         ]
-    if tiles:
-        for t in TILE_SIZES:
-            if max(h, w) > t * 1.25:
-                attempts.append((f"{t} px tiles", lambda t=t: _tiles(detect, image, t)))
+        if tiles and not label:
+            for t in TILE_SIZES:
+                if max(h, w) > t * 1.25:
+                    attempts.append((f"{t} px tiles", lambda t=t: _tiles(detect, image, t)))
     for label, attempt in attempts:
         faces = attempt()
         if faces:
@@ -153,3 +165,50 @@ def find_faces(detect: Detect, image: np.ndarray, *, tiles: bool = True) -> list
                 log.info("face found by the %s pass", label)
             return sorted(faces, key=lambda f: -f.area)
     return []
+
+
+#: When downscaling a large portrait would leave its face smaller than this, frame the face instead.
+MIN_FRAMED_FACE = 160
+#: The framed crop is this many face sizes wide (at most the size limit, at least 256 px).
+FRAME_FACES = 4.0
+
+
+def frame_portrait(image: np.ndarray, max_size: int, detect: Detect | None) -> tuple[np.ndarray, tuple | None]:
+    """Fit a portrait into ``max_size`` without shrinking its face away.
+
+    Images whose long side is at most ``max_size`` are returned unchanged. Larger ones are searched for
+    faces at full resolution (:func:`find_faces`, tiles included). If downscaling the whole image keeps
+    the largest face at :data:`MIN_FRAMED_FACE` px or more (or no face is found, or ``detect`` is None),
+    the whole image is downscaled as before. Otherwise the result is a square crop around the face,
+    :data:`FRAME_FACES` face sizes wide (256 px to ``max_size``), taken at full resolution and
+    downscaled only if still larger than ``max_size``: the video then shows that crop.
+
+    Returns:
+        (image, crop box (x1, y1, x2, y2) in the original's pixels, or None when the whole image was kept).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    if max(h, w) <= max_size:
+        return image, None
+    scale = max_size / max(h, w)
+
+    def whole() -> tuple[np.ndarray, None]:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), None
+
+    faces = find_faces(detect, image) if detect is not None else []
+    if not faces:
+        return whole()
+    face = max(faces, key=lambda f: f.area)
+    side_face = max(face.width, face.height)
+    if side_face * scale >= MIN_FRAMED_FACE:
+        return whole()
+    side = int(round(min(max(FRAME_FACES * side_face, 256), max_size, w, h)))
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    x1 = int(round(min(max(cx - side / 2, 0), w - side)))
+    y1 = int(round(min(max(cy - side / 2 - 0.1 * side_face, 0), h - side)))  # a little headroom
+    crop = np.ascontiguousarray(image[y1:y1 + side, x1:x1 + side])
+    log.info("portrait %dx%d: its %d px face would be %d px after downscaling to %d; using a %d px crop "
+             "around the face instead", w, h, side_face, side_face * scale, max_size, side)
+    return crop, (x1, y1, x1 + side, y1 + side)

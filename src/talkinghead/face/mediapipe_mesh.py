@@ -90,6 +90,9 @@ class MediaPipeMesh:
                 else:
                     g = mp.solutions.face_detection.FaceDetection(
                         model_selection=1 if kind == "full" else 0, min_detection_confidence=self.min_confidence)
+                # The graph opens its calculators (and logs) on worker threads after the constructor
+                # returns; one call on a blank image waits for that, inside the capture.
+                g.process(np.zeros((64, 64, 3), np.uint8))
             self._graphs[kind] = g
         return g
 
@@ -131,8 +134,8 @@ class MediaPipeMesh:
         faces = []
         for det in (result.detections or [])[: self.max_faces * 2]:
             b = det.location_data.relative_bounding_box
-            x1, y1 = b.xmin * w, b.ymin * h
-            x2, y2 = (b.xmin + b.width) * w, (b.ymin + b.height) * h
+            x1, y1 = max(0.0, b.xmin * w), max(0.0, b.ymin * h)
+            x2, y2 = min(float(w), (b.xmin + b.width) * w), min(float(h), (b.ymin + b.height) * h)
             kps = np.array([(k.x * w, k.y * h) for k in det.location_data.relative_keypoints], np.float64)
             if x2 > x1 and y2 > y1:
                 faces.append(Face((x1, y1, x2, y2), float(det.score[0]) if det.score else 1.0, kps))
