@@ -228,7 +228,7 @@ def crop_roi(image: np.ndarray, roi: Roi, size: int, *, flip: bool = False, repl
     import cv2
 
     m = roi.to_image(size)
-    if flip:  # tensor x -> size - x
-        m = m @ np.array([[-1.0, 0.0, size], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    if flip:  # mirror the crop's pixels (column i <-> size - 1 - i), as cv::flip does after the crop
+        m = m @ np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
