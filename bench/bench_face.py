@@ -93,7 +93,38 @@ def bench_parsenet(args) -> list[Row]:
 
 
 #: Each entry returns rows; append more (e.g. GFPGAN restoration) here.
-BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_detection, bench_paste, bench_parsenet]
+def bench_mesh(args) -> list[Row]:
+    """The face mesh on the test portrait: mediapipe and LiteRT backends, and the hard-face passes."""
+    import cv2
+
+    from talkinghead.face.landmarks import MeshLandmarks
+
+    rows = []
+    img = cv2.cvtColor(_portrait_bgr(512), cv2.COLOR_BGR2RGB)
+    for name in ("mediapipe", "litert"):
+        try:
+            finder = MeshLandmarks(name)
+            finder.load()
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot run here
+            rows.append(Row(f"mesh {name}: not available", float("nan"), float("nan"), 0, str(exc)[:60]))
+            continue
+        back = finder.backend
+        face = back.detect(img)[0]
+        rows.append(Row(f"mesh {name}: full-range detect 512x512", *timeit(lambda b=back: b.detect(img), args.repeat)))
+        rows.append(Row(f"mesh {name}: 478-point mesh of one face", *timeit(
+            lambda b=back, f=face: b.mesh(img, f), args.repeat), "incl. iris (LiteRT: 2 iris runs)"))
+        rows.append(Row(f"mesh {name}: find (detect + select + mesh)", *timeit(
+            lambda f=finder: f.find(img), args.repeat)))
+        if not args.quick:
+            big = np.zeros((4000, 6000, 3), np.uint8)
+            big[2600:3090, 4100:4590] = cv2.resize(img, (490, 490), interpolation=cv2.INTER_AREA)
+            rows.append(Row(f"mesh {name}: find a ~94 px face in 6000x4000", *timeit(
+                lambda f=finder: f.find(big), 1, warmup=0), "whole-image passes miss it; tiles find it"))
+        finder.close()
+    return rows
+
+
+BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_detection, bench_paste, bench_parsenet, bench_mesh]
 
 
 def _gfpgan_benches() -> list[Callable[[argparse.Namespace], list]]:

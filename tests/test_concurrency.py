@@ -116,7 +116,7 @@ def test_one_avatar_many_threads_first_use(portraits, tmp_path):
         for p, (image, box) in enumerate(zip(images, boxes)):
             av = _avatar(image, ModelCache())  # fresh cache: the threads race to load and prepare
             paths = [tmp_path / f"one-{rnd}-{p}-{t}.mp4" for t in range(THREADS)]
-            _run([lambda path=path: av.say("hello there", path) for path in paths])
+            _run([lambda path=path, av=av: av.say("hello there", path) for path in paths])
             others = [im for k, im in enumerate(images) if k != p]
             for path in paths:
                 _check(av.writer.outputs[str(path)], image, box, others)
@@ -132,7 +132,7 @@ def test_several_avatars_share_one_cache(portraits, tmp_path):
         for t in range(THREADS):
             k = t % len(avatars)
             path = tmp_path / f"many-{rnd}-{t}.mp4"
-            jobs.append(lambda k=k, path=path: avatars[k].say("hello there", path))
+            jobs.append(lambda av=avatars[k], path=path: av.say("hello there", path))
             expect.append((k, path))
         _run(jobs)
         for k, path in expect:

@@ -29,6 +29,7 @@ def test_noise_patterns():
     assert is_native_noise(b"W0000 00:00:1796142879.158039   13114 inference_feedback_manager.cc:114] Feedback ...")
     assert not is_native_noise(b"error: no face was found in the portrait")
     assert not is_native_noise(b"Traceback (most recent call last):")
+    assert is_native_noise(b"[libprotobuf ERROR external/com_google_protobuf/src/google/protobuf/text_format.cc:335] x")
 
 
 def test_capture_routes_noise_and_keeps_the_rest(capfd, caplog):

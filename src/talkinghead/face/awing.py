@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError
+from talkinghead.errors import ImageError, WeightsMissingError
 from talkinghead.values import Face
 
 __all__ = [

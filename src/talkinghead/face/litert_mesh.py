@@ -155,7 +155,8 @@ class LiteRTMesh:
                 try:
                     import ai_edge_litert.interpreter  # noqa: F401
                 except ImportError as exc:
-                    raise MissingDependencyError("ai-edge-litert", "litert", "face landmarks without mediapipe") from exc
+                    raise MissingDependencyError("ai-edge-litert", "litert", "face landmarks without mediapipe") \
+                        from exc
                 self._models[key] = _Model(model_files(self.model_dir)[key], self.threads)
             return self._models[key]
 

@@ -104,6 +104,11 @@ def mesh_backend(
     if name not in MESH_BACKENDS:
         raise ConfigError(f"landmarks must be one of {', '.join(MESH_BACKENDS)}; got {name!r}")
     errors: list[str] = []
+
+    def brief(exc: BaseException) -> str:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first[:160]}"
+
     if name in ("auto", "mediapipe"):
         from .mediapipe_mesh import MediaPipeMesh
 
@@ -116,11 +121,11 @@ def mesh_backend(
                 if isinstance(exc, MissingDependencyError):
                     raise
                 raise missing("mediapipe", "viseme",
-                              f"mediapipe is installed but cannot run here ({type(exc).__name__}: {exc}); use "
+                              f"mediapipe is installed but cannot run here ({brief(exc)}); use "
                               "landmarks='litert' (pip install 'talkinghead[litert]') or fix the mediapipe install "
                               "(mediapipe==0.10.21 needs protobuf < 5 and Python <= 3.12)") from exc
-            errors.append(f"mediapipe: {exc}")
-            log.info("mediapipe cannot run here (%s); using the LiteRT face models", exc)
+            errors.append(f"mediapipe: {brief(exc)}")
+            log.info("mediapipe cannot run here (%s); using the LiteRT face models", brief(exc))
     from .litert_mesh import LiteRTMesh
 
     lite = LiteRTMesh(model_dir=model_dir, min_confidence=min_confidence)

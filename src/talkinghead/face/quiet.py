@@ -28,7 +28,7 @@ __all__ = ["native_output", "is_native_noise"]
 _NOISE = re.compile(
     rb"^(INFO: Created TensorFlow Lite|INFO: Initialized TensorFlow Lite|WARNING: All log messages before absl::"
     rb"|[WIE]\d{4} [\d:.]+\s+\d+ [\w.]+\.(cc|h):\d+\]"
-    rb"|WARNING: Logging before InitGoogleLogging)"
+    rb"|WARNING: Logging before InitGoogleLogging|\[libprotobuf (ERROR|WARNING) )"
 )
 
 _lock = threading.Lock()
@@ -67,12 +67,17 @@ def native_output() -> Iterator[None]:
                 sys.stderr.flush()
             except (AttributeError, OSError, ValueError):
                 pass
+            sink = saved = None
             try:
-                sink = tempfile.TemporaryFile()
+                sink = tempfile.TemporaryFile()  # noqa: SIM115 - lives across the yield, closed below
                 saved = os.dup(2)
                 os.dup2(sink.fileno(), 2)
             except OSError:  # no usable descriptor 2 (embedded interpreters): run uncaptured
-                saved = None
+                if saved is not None:
+                    os.close(saved)
+                    saved = None
+                if sink is not None:
+                    sink.close()
             if saved is not None:
                 _saved_fd, _sink = saved, sink
                 started = True

@@ -12,7 +12,11 @@ MIN_FACE_PIXELS = 48
 
 
 def select_face(
-    faces: Sequence[Face], *, multiple_faces: str = "largest", min_face: int = MIN_FACE_PIXELS, what: str = "the portrait"
+    faces: Sequence[Face],
+    *,
+    multiple_faces: str = "largest",
+    min_face: int = MIN_FACE_PIXELS,
+    what: str = "the portrait",
 ) -> Face:
     """Pick the face to animate.
 
