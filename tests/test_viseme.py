@@ -12,7 +12,7 @@ pytest.importorskip("mediapipe")
 pytest.importorskip("cv2")
 
 from talkinghead.backends.viseme import VisemeAnimator  # noqa: E402
-from talkinghead.backends.viseme.timeline import compute_drive, viseme_of  # noqa: E402
+from talkinghead.backends.viseme.timeline import Viseme, compute_drive, viseme_of  # noqa: E402
 from talkinghead.errors import (  # noqa: E402
     ConfigError,
     FaceTooSmallError,
@@ -84,8 +84,8 @@ def test_deterministic_with_seed(portrait, prepared):
 
 
 def test_silence_is_the_portrait_when_still(prepared, portrait):
-    """No speech, no blinks, no sway: the mouth rests closed and every frame is the portrait."""
-    still = VisemeAnimator(blink_rate=0, head_motion=0)
+    """No speech, no blinks, no sway, no saccades: the mouth rests closed and every frame is the portrait."""
+    still = VisemeAnimator(blink_rate=0, head_motion=0, gaze=0, emotion="neutral")
     frames = render(still, prepared, Audio(np.zeros(16000, np.float32), 16000))
     assert np.array_equal(frames, np.repeat(portrait.image[None], len(frames), axis=0))
 
@@ -96,8 +96,8 @@ def test_jaw_is_closed_in_silence():
     drive = compute_drive(audio, 20, n)
     rms = audio.rms_envelope(20, n)
     quiet = rms < 1e-3 * rms.max()
-    assert quiet.any() and np.all(drive.jaw[quiet] < 0.02)
-    assert drive.jaw[~quiet].max() > 0.5
+    assert quiet.any() and np.all(drive["jaw"][quiet] < 0.02)
+    assert drive["jaw"][~quiet].max() > 0.5
 
 
 def test_frames_change_only_near_the_face(animator, prepared, portrait):
@@ -133,10 +133,11 @@ def test_blinks_close_the_eyes(prepared, portrait):
 
 def test_phoneme_classes():
     assert viseme_of("ˈ") is None
-    assert viseme_of("_") == (0.0, 0.0, 0.0) and viseme_of(" ") == (0.0, 0.0, 0.0)
-    assert viseme_of("m")[0] == 0.0
-    assert viseme_of("a")[0] > viseme_of("i")[0] > viseme_of("m")[0]
-    assert viseme_of("oʊ")[2] > 0.5 and viseme_of("i")[1] > 0.5
+    assert viseme_of("_") == Viseme() and viseme_of(" ") == Viseme()
+    assert viseme_of("m").open == 0.0 and viseme_of("m").press == 1.0
+    assert viseme_of("a").open > viseme_of("i").open > viseme_of("m").open
+    assert viseme_of("oʊ").round > 0.5 and viseme_of("i").spread > 0.5
+    assert viseme_of("f").tuck == 1.0 and viseme_of("θ").tongue == 1.0
 
 
 def test_phonemes_shape_the_mouth():
@@ -145,9 +146,10 @@ def test_phonemes_shape_the_mouth():
     samples = (0.3 * np.sin(2 * np.pi * 150 * np.arange(n_s) / sr)).astype(np.float32)
     ph_open = tuple(PhonemeTiming("a", 0.0, 1.0) for _ in range(1))
     ph_closed = tuple(PhonemeTiming("m", 0.0, 1.0) for _ in range(1))
-    j_open = compute_drive(Audio(samples, sr, phonemes=ph_open), 20, 20).jaw
-    j_closed = compute_drive(Audio(samples, sr, phonemes=ph_closed), 20, 20).jaw
-    assert j_open[5:15].mean() > 2 * j_closed[5:15].mean()
+    d_open = compute_drive(Audio(samples, sr, phonemes=ph_open), 20, 20)
+    d_closed = compute_drive(Audio(samples, sr, phonemes=ph_closed), 20, 20)
+    assert d_open["jaw"][5:15].mean() > 2 * d_closed["jaw"][5:15].mean()
+    assert np.all(d_closed["press"][5:15] > 0.95) and np.all(d_open["press"] < 0.05)
 
 
 def test_no_face(animator):
@@ -178,6 +180,10 @@ def test_bad_config():
         VisemeAnimator(chunk_size=0)
     with pytest.raises(ConfigError):
         VisemeAnimator(blink_rate=1000)
+    with pytest.raises(ConfigError):
+        VisemeAnimator(emotion="angry")
+    with pytest.raises(ConfigError):
+        VisemeAnimator(gaze=-1)
 
 
 def test_missing_mediapipe(monkeypatch):

@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -156,7 +157,9 @@ class Avatar:
         text = check_text(text)
         if self.tts is None:
             raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
-        return self._use(self.tts).synthesize(text, voice=voice)
+        audio = self._use(self.tts).synthesize(text, voice=voice)
+        # The spoken text travels with the audio (animators read it, e.g. emotion="auto").
+        return audio if audio.text else replace(audio, text=text)
 
     def say(self, text: str, output: str | os.PathLike | None = None, *, voice: VoiceProfile | None = None) -> Video:
         """Make a video of the portrait saying ``text``.
