@@ -18,10 +18,10 @@ __all__ = ["FrameRenderer"]
 
 _C = {name: i for i, name in enumerate(CHANNELS)}
 #: Fields that open the mouth (the interior is painted in the gap they open).
-OPENING = ("jaw0", "jaw1", "jaw2", "jaw3", "lift", "tuck", "press")
+OPENING = ("jaw0", "jaw1", "jaw2", "jaw3", "lift", "tuck")
 #: Channels that map one-to-one to a field of the same name.
 DIRECT = ("spread", "round", "smile", "frown", "tilt", "shift", "cheek", "brow_up", "brow_inner", "brow_down",
-          "eye_wide", "tuck", "press")  # fmt: skip
+          "eye_wide", "tuck")  # fmt: skip
 
 
 def _level_weights(value: float, levels: tuple[float, ...]) -> list[tuple[int, float]]:
@@ -82,7 +82,12 @@ class FrameRenderer:
             w[self._index[f"blink{k}"]] = w.get(self._index[f"blink{k}"], 0.0) + a
         for name in DIRECT:
             w[self._index[name]] = float(row[_C[name]])
-        # A portrait that shows its teeth has them already: no upper-lip raise to reveal more.
+        # A portrait that shows its teeth has them already: no upper-lip raise to reveal more, and
+        # while it talks its lips relax over them (closing half the gap between syllables).
+        press = float(row[_C["press"]])
+        if self._teeth_visible:
+            press = max(press, 0.8 * float(row[_C["talk"]]) * (1.0 - float(smoothstep(row[_C["jaw"]] / 0.45))))
+        w[self._index["press"]] = press
         w[self._index["lift"]] = 0.0 if self._teeth_visible else float(row[_C["lift"]])
         for name, scale in self._scale.items():
             w[self._index[name]] = float(row[_C[name]]) * scale
@@ -122,8 +127,7 @@ class FrameRenderer:
         g, look, bank = self.bank.geometry, self.look, self.bank
         amp = float(np.clip(row[_C["jaw"]], 0, 1)) * bank.jaw_px
         lift = 0.0 if self._teeth_visible else float(row[_C["lift"]]) * g.lift_px
-        press = float(np.clip(row[_C["press"]], 0, 1))
-        if amp + lift < 0.3 or press > 0.97:
+        if amp + lift < 0.3:
             return
         u = self._mu + rest[..., 0] * g.eu[0] + rest[..., 1] * g.eu[1]
         v = self._mv + rest[..., 0] * g.ev[0] + rest[..., 1] * g.ev[1]
@@ -142,7 +146,7 @@ class FrameRenderer:
         box = (slice(ra, rb), slice(ca, cb))
         u, v, q, m, top, bot = u[box], v[box], q[box], m[box], top[box], bot[box]
         gap = bot - top
-        alpha = np.clip(np.minimum(v - top, bot - v) + 0.5, 0.0, 1.0) * (gap > 0.3) * (1.0 - press)
+        alpha = np.clip(np.minimum(v - top, bot - v) + 0.5, 0.0, 1.0) * (gap > 0.3)
         mw = g.mouth_width
         uc, hw = (g.mouth_u[0] + g.mouth_u[1]) / 2, max(1.0, (g.mouth_u[1] - g.mouth_u[0]) / 2)
         x = np.clip((u - uc) / hw, -1.0, 1.0)

@@ -46,11 +46,12 @@ __all__ = [
 #: ``brow_up``, ``brow_inner`` (inner brows up: sad, worried), ``brow_down`` (frown of the brows),
 #: ``eye_wide``, ``droop`` (upper lids lower). Eyes: ``blink``, ``gaze_x``, ``gaze_y`` (eye widths).
 #: Head: ``head_x``, ``head_y`` (face widths), ``head_roll`` (degrees). Asymmetry: ``tilt`` (one
-#: mouth corner up, the other down), ``shift`` (mouth sideways).
+#: mouth corner up, the other down), ``shift`` (mouth sideways). ``talk``: speech activity over the
+#: last and next ~0.2 s (a portrait smiling with its teeth relaxes its lips while it talks).
 CHANNELS = (
     "jaw", "spread", "round", "press", "lift", "tuck", "tongue",
     "smile", "frown", "cheek", "brow_up", "brow_inner", "brow_down", "eye_wide", "droop",
-    "blink", "gaze_x", "gaze_y", "head_x", "head_y", "head_roll", "tilt", "shift",
+    "blink", "gaze_x", "gaze_y", "head_x", "head_y", "head_roll", "tilt", "shift", "talk",
 )  # fmt: skip
 _C = {name: i for i, name in enumerate(CHANNELS)}
 
@@ -212,7 +213,7 @@ def speech_level(audio: Audio, fps: float, n: int, level_ref: float | None = Non
         ref = np.lib.stride_tricks.sliding_window_view(padded, back + ahead + 1).max(axis=1)
         ref = np.maximum(_gauss(ref, 0.06 * fps), FLOOR_RMS)
     gate = _smoothstep((env - SILENCE_RMS) / (2 * SILENCE_RMS))
-    level = np.clip(env / (0.6 * ref), 0.0, 1.1) * gate
+    level = np.clip(env / (0.5 * ref), 0.0, 1.1) * gate
     return np.clip((level - 0.06) / 0.94, 0.0, None)
 
 
@@ -304,6 +305,15 @@ def _spectral_shapes(audio: Audio, fps: float, n: int) -> np.ndarray:
         out[i, 2] = np.clip((1000 - centroid) / 700, 0, 1) * 0.5
         out[i, 0] = 0.8 - 0.3 * out[i, 1]
     return np.stack([_gauss(out[:, c], 0.04 * fps) for c in range(out.shape[1])], axis=1)
+
+
+def talk_curve(level: np.ndarray, fps: float) -> np.ndarray:
+    """Speech activity in [0, 1]: 1 from 0.2 s before speech until 0.8 s after it (short pauses stay "talking")."""
+    active = _smoothstep(level * 5)
+    back, ahead = int(round(0.8 * fps)), int(round(0.2 * fps))
+    padded = np.concatenate([np.zeros(back), active, np.zeros(ahead)])
+    held = np.lib.stride_tricks.sliding_window_view(padded, back + ahead + 1).max(axis=1)
+    return np.clip(_gauss(held, 0.08 * fps), 0.0, 1.0)
 
 
 # -- events hashed from the global clock ---------------------------------------------------------
@@ -488,6 +498,7 @@ def compute_drive(
     press = np.clip(shapes[:, 3] * np.maximum(voiced, _smoothstep(level * 8)), 0, 1)
     v[:, _C["press"]] = press
     v[:, _C["jaw"]] = np.clip(level * (0.3 + 0.7 * shapes[:, 0]) * mouth_scale * (1 - press), 0.0, 1.0)
+    v[:, _C["talk"]] = talk_curve(level, fps)
     for name, c in (("spread", 1), ("round", 2), ("lift", 4), ("tuck", 5), ("tongue", 6)):
         v[:, _C[name]] = np.clip(shapes[:, c] * voiced, 0, 1)
     # Asymmetry: a slowly changing lopsidedness, shown when the mouth moves.
