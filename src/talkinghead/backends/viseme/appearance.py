@@ -115,8 +115,8 @@ class Appearance:
             x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
             face = ycc[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1), 0]
             high = float(np.percentile(face, 98)) if face.size else 235.0
-            luma = min(max(0.92 * sclera[0], 1.12 * skin[0]), 0.97 * high)
-            teeth = np.array([luma, 0.65 * skin[1], 0.65 * skin[2]])
+            luma = 0.88 * min(max(0.92 * sclera[0], 1.12 * skin[0]), 0.97 * high)  # in the lips' shade
+            teeth = np.array([luma, 0.7 * skin[1], 0.7 * skin[2]])
         # Side light: the lips' luma against their position across the mouth.
         light = 0.0
         if lips.sum() >= 20:

@@ -449,7 +449,10 @@ def _blink_backward(eye: Eye, u: np.ndarray, v: np.ndarray, closure: float) -> n
     # The opening, tapered to zero at the corners so the lid folds smoothly there.
     h = eye.opening(u) * smoothstep(np.minimum(u - c0, c1 - u) / (0.12 * eye.width))
     bottom = top + h
-    span = 1.3 * eye.height + 1.0
+    # The lid skin stretched down: up to 1.3 eye heights above the lash line, never the brow (or a
+    # glasses rim lying on it).
+    brow_gap = float(np.mean(eye.top(eye.brow[0]) - eye.brow[1]))
+    span = min(1.3 * eye.height + 1.0, max(2.0, 0.55 * brow_gap))
     skin = top - span
     low = bottom - 0.12 * h * closure
     edge = top + closure * (low - top)

@@ -253,11 +253,14 @@ def _phoneme_raw(phonemes: tuple[PhonemeTiming, ...], times: np.ndarray) -> np.n
     out = np.zeros(times.shape + (len(SILENT),))
     if not spans:
         return out
-    starts = np.array([s[0] for s in spans])
-    ends = np.array([s[1] for s in spans])
+    # Compare on a microsecond grid, so a window of a stream (its timings shifted by its start)
+    # decides every boundary exactly as the whole clip does.
+    times = np.round(times * 1e6).astype(np.int64)
+    starts = np.round(np.array([s[0] for s in spans]) * 1e6).astype(np.int64)
+    ends = np.round(np.array([s[1] for s in spans]) * 1e6).astype(np.int64)
     shapes = np.array([s[2] for s in spans])
     idx = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(spans) - 1)
-    inside = (times >= starts[idx] - 1e-3) & (times < ends[idx] + 1e-3)
+    inside = (times >= starts[idx] - 1000) & (times < ends[idx] + 1000)
     out[inside] = shapes[idx[inside]]
     return out
 
