@@ -311,9 +311,9 @@ def _spectral_shapes(audio: Audio, fps: float, n: int) -> np.ndarray:
 
 
 def talk_curve(level: np.ndarray, fps: float) -> np.ndarray:
-    """Speech activity in [0, 1]: 1 from 0.2 s before speech until 0.8 s after it (short pauses stay "talking")."""
+    """Speech activity in [0, 1]: 1 from 0.2 s before speech until 1.1 s after it (short pauses stay "talking")."""
     active = _smoothstep(level * 5)
-    back, ahead = int(round(0.8 * fps)), int(round(0.2 * fps))
+    back, ahead = int(round(1.1 * fps)), int(round(0.2 * fps))
     padded = np.concatenate([np.zeros(back), active, np.zeros(ahead)])
     held = np.lib.stride_tricks.sliding_window_view(padded, back + ahead + 1).max(axis=1)
     return np.clip(_gauss(held, 0.08 * fps), 0.0, 1.0)
