@@ -202,3 +202,31 @@ def test_mouth_scale_widens_the_opening(portrait):
         frames = render(anim, prep, audio)
         spans.append(np.abs(frames.astype(np.int16) - portrait.image).sum())
     assert spans[0] < spans[1] < spans[2]
+
+
+def test_avatar_passes_text_and_emotion(portrait):
+    from talkinghead import Avatar
+    from talkinghead.cache import ModelCache
+    from talkinghead.testing import FakeTTS, MemoryWriter
+
+    writer = MemoryWriter()
+    anim = VisemeAnimator(seed=1, blink_rate=0, head_motion=0, gaze=0)
+    avatar = Avatar(portrait, tts=FakeTTS(), animator=anim, writer=writer, cache=ModelCache())
+    assert avatar.synthesize("hello there friend").text == "hello there friend"
+    videos = {}
+    for emotion in ("happy", "sad"):
+        avatar.say("hello there friend", "unused.mp4", emotion=emotion)
+        videos[emotion] = writer.frames.copy()
+    assert np.abs(videos["happy"].astype(np.int16) - videos["sad"]).max() > 20
+    with pytest.raises(ConfigError):
+        avatar.say("hello there", "unused.mp4", emotion="furious")
+
+
+def test_avatar_refuses_emotion_for_animators_without_it(portrait):
+    from talkinghead import Avatar
+    from talkinghead.cache import ModelCache
+    from talkinghead.testing import FakeAnimator, FakeTTS, MemoryWriter
+
+    avatar = Avatar(portrait, tts=FakeTTS(), animator=FakeAnimator(), writer=MemoryWriter(), cache=ModelCache())
+    with pytest.raises(ConfigError, match="does not show emotions"):
+        avatar.say("hello there", "unused.mp4", emotion="happy")
