@@ -218,18 +218,27 @@ def speech_level(audio: Audio, fps: float, n: int, level_ref: float | None = Non
 
 
 def pitch_track(audio: Audio, fps: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(f0 in Hz, voicing in [0, 1]) per frame, by autocorrelation over 40 ms around each frame centre."""
-    sr, x = audio.sample_rate, audio.samples.astype(np.float64)
+    """(f0 in Hz, voicing in [0, 1]) per frame, by autocorrelation over 40 ms around each frame centre.
+
+    Each frame's 40 ms are averaged down to 8-11 kHz (plenty for voice pitch) on their own, so a
+    frame's pitch never depends on where the audio starts.
+    """
+    x = audio.samples.astype(np.float64)
+    factor = 1
+    while audio.sample_rate / (2 * factor) >= 8000:
+        factor *= 2
+    sr = audio.sample_rate / factor
     win = int(0.04 * sr)
     nfft = int(2 ** np.ceil(np.log2(2 * win)))
     lo, hi = int(sr / 400), min(win - 1, int(sr / 70))
     f0, voiced = np.zeros(n), np.zeros(n)
     window = np.hanning(win)
-    centres = ((np.arange(n) + 0.5) * sr / fps).astype(np.int64)
+    centres = ((np.arange(n) + 0.5) * audio.sample_rate / fps).astype(np.int64)
     for a in range(0, n, 256):
-        idx = centres[a : a + 256, None] - win // 2 + np.arange(win)[None, :]
+        idx = centres[a : a + 256, None] - (win * factor) // 2 + np.arange(win * factor)[None, :]
         valid = (idx >= 0) & (idx < len(x))
-        seg = np.where(valid, x[np.clip(idx, 0, max(0, len(x) - 1))] if len(x) else 0.0, 0.0) * window
+        full = np.where(valid, x[np.clip(idx, 0, max(0, len(x) - 1))] if len(x) else 0.0, 0.0)
+        seg = full.reshape(len(full), win, factor).mean(axis=2) * window
         spec = np.fft.rfft(seg, nfft, axis=1)
         ac = np.fft.irfft(spec * np.conj(spec), nfft, axis=1)[:, : hi + 2]
         energy = ac[:, :1]
@@ -413,10 +422,11 @@ def accent_curve(level: np.ndarray, f0: np.ndarray, voiced: np.ndarray, fps: flo
     semis = 12.0 * np.log2(np.maximum(f0, 1.0) / 100.0)
     ok = (voiced > 0.5) & (level > 0.15)
     back = int(round(1.5 * fps))
-    base = np.zeros(n)
-    for i in range(n):
-        s = semis[max(0, i - back) : i + 1][ok[max(0, i - back) : i + 1]]
-        base[i] = np.median(s) if s.size else semis[i]
+    recent = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(back, np.nan), np.where(ok, semis, np.nan)]), back + 1)
+    seen = np.isfinite(recent).any(axis=1)
+    base = semis.copy()
+    if seen.any():
+        base[seen] = np.nanmedian(recent[seen], axis=1)
     pitch = np.where(ok, _smoothstep((semis - base - 0.8) / 3.0), 0.0)
     onset = np.clip(level - np.concatenate([np.zeros(2), level])[:n], 0.0, None)
     raw = np.clip(0.7 * pitch * level + 0.8 * onset, 0.0, 1.0)
