@@ -111,9 +111,10 @@ def portrait_variant(image: np.ndarray, kind: str) -> np.ndarray:
         y = img @ np.array([0.299, 0.587, 0.114])
         tone = np.array([1.07, 0.95, 0.74])
         return np.clip(y[..., None] * tone + 0.5, 0, 255).astype(np.uint8)
-    if kind == "side_light":
+    if kind == "side_light":  # light from the left: the right half of the face falls into shade
         w = img.shape[1]
-        gain = np.clip(1.25 - 0.85 * np.arange(w) / w, 0.35, 1.25)
+        x = (np.arange(w) - w / 2) / (0.12 * w)
+        gain = 1.15 - 0.7 / (1.0 + np.exp(-x))
         return np.clip(img * gain[None, :, None] + 0.5, 0, 255).astype(np.uint8)
     if kind == "blur":
         return cv2.GaussianBlur(image, (0, 0), 2.0)

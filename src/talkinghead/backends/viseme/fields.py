@@ -387,12 +387,12 @@ def _brow_forward(g: FaceGeometry, kind: str) -> Forward:
             above = _falloff((vb - v) / (1.6 * gap))
             vert = np.where(v >= vb, below, above)
             if kind == "up":
-                dv -= 0.32 * gap * horiz * vert
+                dv -= 0.35 * gap * horiz * vert
             elif kind == "inner":
-                dv -= 0.3 * gap * horiz * inner * vert
+                dv -= 0.42 * gap * horiz * inner * vert
             else:
-                dv += 0.2 * gap * horiz * inner * vert
-                du += inward * 0.18 * half * horiz * inner * vert
+                dv += 0.28 * gap * horiz * inner * vert
+                du += inward * 0.22 * half * horiz * inner * vert
         return du, dv
 
     return forward
@@ -535,7 +535,7 @@ def build_fields(
         "spread": _sum(_corner_bumps(g, 0.6 * mw, 0.4 * mw, 0.1 * mw, -0.015 * mw)),
         "round": _sum(_corner_bumps(g, 0.6 * mw, 0.45 * mw, -0.13 * mw, 0.0), _lip_centres(g, 0.35 * mw, 0.3 * mw, 0.035 * mw, 0.045 * mw)),
         "smile": _corner_bumps(g, 0.6 * mw, 0.55 * mw, 0.07 * mw, -0.1 * mw),
-        "frown": _corner_bumps(g, 0.5 * mw, 0.45 * mw, -0.015 * mw, 0.075 * mw),
+        "frown": _corner_bumps(g, 0.5 * mw, 0.45 * mw, -0.02 * mw, 0.095 * mw),
         "tilt": _corner_bumps(g, 0.5 * mw, 0.45 * mw, 0.0, 0.05 * mw, mirror_v=True),
         "shift": lambda uu, vv: (
             0.05 * mw * _falloff(np.sqrt(((uu - uc) / (0.9 * mw)) ** 2 + (vv / (0.7 * mw)) ** 2)), np.zeros_like(vv)
