@@ -140,7 +140,7 @@ def main() -> None:
         cv2.imwrite(str(args.out / name), sheet[:, :, ::-1])
         if base == "astronaut":
             i = int(np.argmax([np.abs(f.astype(np.int16) - prepared.image).sum() for f in frames[: len(frames) // 2]]))
-            still = np.concatenate([prepared.image[:280, 16:256], frames[i][:280, 16:256]], axis=1)
+            still = np.concatenate([prepared.image[:280, 100:340], frames[i][:280, 100:340]], axis=1)
             cv2.imwrite(str(args.out / "viseme_still.png"), still[:, :, ::-1])
     print(f"wrote the gallery to {args.out}")
 

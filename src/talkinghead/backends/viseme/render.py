@@ -153,11 +153,11 @@ class FrameRenderer:
         depth = np.clip((v - top) / np.maximum(gap, 1e-3), 0.0, 1.0)  # 0 at the upper lip, 1 at the lower
         near = np.clip(np.minimum(v - top, bot - v) / np.maximum(0.3 * gap, 1.0), 0.0, 1.0)
         lip = look.lip
-        cavity = np.array([0.22, 0.55, 0.55]) * lip
+        cavity = np.array([0.25, 0.6, 0.6]) * lip
         rim = np.array([0.45, 0.75, 0.75]) * lip
         col = rim + (cavity - rim) * smoothstep(near)[..., None]
         # Tongue: an arch rising from the floor of the mouth; its tip comes up for /t d n l θ/.
-        rise = 0.45 + 0.45 * float(np.clip(row[_C["tongue"]], 0, 1))
+        rise = 0.55 + 0.35 * float(np.clip(row[_C["tongue"]], 0, 1))
         surface = 1.0 - rise * np.sqrt(np.clip(1.0 - x * x, 0.0, 1.0))
         tongue = np.clip((depth - surface) * gap + 0.5, 0.0, 1.0) * smoothstep(gap / (0.08 * mw))
         shade = 0.7 + 0.3 * np.clip((depth - surface) / np.maximum(1.0 - surface, 0.05), 0.0, 1.0) ** 0.5
