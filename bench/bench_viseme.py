@@ -55,15 +55,21 @@ def speed(args) -> None:
             best_fps, best_first = max(best_fps, n / total), min(best_first, first)
             best_cpu = min(best_cpu, cpu / n)
         rows.append((size, prep_s, best_first, best_fps, best_cpu, best_fps / args.fps, prepared.fields.roi))
-    print(f"viseme animator, {args.seconds:g} s of audio at {args.fps:g} fps, best of {args.repeats}; "
-          f"{os.cpu_count()} CPUs visible, cv2 threads {cv2.getNumThreads()}")
-    print(f"{'size':>6} | {'prepare s':>9} | {'first chunk ms':>14} | {'frames/s':>8} | {'CPU ms/frame':>12} | "
-          f"{'× real time':>11} | head ROI")
+    print(
+        f"viseme animator, {args.seconds:g} s of audio at {args.fps:g} fps, best of {args.repeats}; "
+        f"{os.cpu_count()} CPUs visible, cv2 threads {cv2.getNumThreads()}"
+    )
+    print(
+        f"{'size':>6} | {'prepare s':>9} | {'first chunk ms':>14} | {'frames/s':>8} | {'CPU ms/frame':>12} | "
+        f"{'× real time':>11} | head ROI"
+    )
     print("-" * 92)
     for size, prep_s, first, fps, cpu, rt, roi in rows:
         w, h = roi[2] - roi[0], roi[3] - roi[1]
-        print(f"{size:>5}² | {prep_s:>9.2f} | {first * 1000:>14.1f} | {fps:>8.0f} | {cpu * 1000:>12.2f} | "
-              f"{rt:>11.1f} | {w}×{h}")
+        print(
+            f"{size:>5}² | {prep_s:>9.2f} | {first * 1000:>14.1f} | {fps:>8.0f} | {cpu * 1000:>12.2f} | "
+            f"{rt:>11.1f} | {w}×{h}"
+        )
 
 
 def quality(args) -> None:
@@ -76,7 +82,10 @@ def quality(args) -> None:
     speech = PiperTTS(sentence_silence=0.4, noise_scale=0.0, noise_w_scale=0.0).synthesize(
         "Hello there, I am an astronaut. We flew to the station and back."
     )
-    photos = {"astronaut": load_image(PORTRAIT).image, "hopper": load_image(ROOT / "assets" / "portrait_hopper.jpg").image}
+    photos = {
+        "astronaut": load_image(PORTRAIT).image,
+        "hopper": load_image(ROOT / "assets" / "portrait_hopper.jpg").image,
+    }
 
     def render(anim, prep, audio, **kw):
         return np.concatenate([c.frames for c in anim.animate(prep, audio, fps=fps, **kw)])
@@ -86,8 +95,10 @@ def quality(args) -> None:
         x = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.75 + 0.25 * np.sin(2 * np.pi * 3 * t))
         return Audio(x.astype(np.float32), 16000, phonemes=(PhonemeTiming(symbol, 0.0, 1.2),))
 
-    header = (f"{'portrait':<20} | {'r':>5} | {'lag':>3} | {'u/i width':>9} | {'u/i w/h':>7} | {'m aperture':>10} | "
-              f"{'happy up':>8} | {'sad down':>8} | {'head x,y (IOD)':>14} | {'roll °':>6} | {'max chroma':>10}")
+    header = (
+        f"{'portrait':<20} | {'r':>5} | {'lag':>3} | {'u/i width':>9} | {'u/i w/h':>7} | {'m aperture':>10} | "
+        f"{'happy up':>8} | {'sad down':>8} | {'head x,y (IOD)':>14} | {'roll °':>6} | {'max chroma':>10}"
+    )
     print("measured on the output frames with mediapipe's face mesh; distances in inter-ocular distances (IOD)")
     print(header)
     print("-" * len(header))
@@ -105,17 +116,26 @@ def quality(args) -> None:
         spread = lambda a: np.nanpercentile(a, 95) - np.nanpercentile(a, 5)  # noqa: E731
         chroma = int(np.ptp(frames.astype(np.int16), axis=3).max())
         still = VisemeAnimator(seed=1, head_motion=0, blink_rate=0, gaze=0, emotion="neutral")
-        m = {s: {k: np.nanmedian(v) for k, v in mouth_measures(face_landmarks(render(still, prep, vowel(s))[6:18])).items()}
-             for s in ("u", "i", "m")}
+        m = {
+            s: {
+                k: np.nanmedian(v)
+                for k, v in mouth_measures(face_landmarks(render(still, prep, vowel(s))[6:18])).items()
+            }
+            for s in ("u", "i", "m")
+        }
         silence = Audio(np.zeros(16000, np.float32), 16000)
-        corners = {e: np.nanmedian(mouth_measures(face_landmarks(render(still, prep, silence, emotion=e)[-3:]))["corners"])
-                   for e in ("neutral", "happy", "sad")}
-        print(f"{name:<20} | {r:>5.2f} | {lag:>3d} | {m['u']['width'] / m['i']['width']:>9.2f} | "
-              f"{(m['u']['width'] / m['u']['height']) / (m['i']['width'] / m['i']['height']):>7.2f} | "
-              f"{m['m']['aperture']:>10.3f} | {corners['neutral'] - corners['happy']:>8.3f} | "
-              f"{corners['sad'] - corners['neutral']:>8.3f} | "
-              f"{spread(pose['x']) / iod:>6.3f},{spread(pose['y']) / iod:>6.3f} | {spread(pose['roll']):>6.2f} | "
-              f"{chroma if kind == 'grey' else '-':>10}")
+        corners = {
+            e: np.nanmedian(mouth_measures(face_landmarks(render(still, prep, silence, emotion=e)[-3:]))["corners"])
+            for e in ("neutral", "happy", "sad")
+        }
+        print(
+            f"{name:<20} | {r:>5.2f} | {lag:>3d} | {m['u']['width'] / m['i']['width']:>9.2f} | "
+            f"{(m['u']['width'] / m['u']['height']) / (m['i']['width'] / m['i']['height']):>7.2f} | "
+            f"{m['m']['aperture']:>10.3f} | {corners['neutral'] - corners['happy']:>8.3f} | "
+            f"{corners['sad'] - corners['neutral']:>8.3f} | "
+            f"{spread(pose['x']) / iod:>6.3f},{spread(pose['y']) / iod:>6.3f} | {spread(pose['roll']):>6.2f} | "
+            f"{chroma if kind == 'grey' else '-':>10}"
+        )
 
 
 def main() -> None:
@@ -125,9 +145,19 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=20.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quality", action="store_true", help="also measure the frames with face landmarks")
-    ap.add_argument("--portraits", nargs="+", default=[
-        "astronaut", "astronaut:grey", "astronaut:side_light", "astronaut:blur", "hopper", "hopper:sepia", "hopper:grey",
-    ])
+    ap.add_argument(
+        "--portraits",
+        nargs="+",
+        default=[
+            "astronaut",
+            "astronaut:grey",
+            "astronaut:side_light",
+            "astronaut:blur",
+            "hopper",
+            "hopper:sepia",
+            "hopper:grey",
+        ],
+    )
     args = ap.parse_args()
     speed(args)
     if args.quality:

@@ -92,8 +92,12 @@ def main() -> None:
         (x0, y0), (x1, y1) = lm.min(axis=0), lm.max(axis=0)
         side = 1.08 * max(x1 - x0, y1 - y0)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        m = np.float32([[args.tile / side, 0, args.tile / 2 - cx * args.tile / side],
-                        [0, args.tile / side, args.tile / 2 - cy * args.tile / side]])
+        m = np.float32(
+            [
+                [args.tile / side, 0, args.tile / 2 - cx * args.tile / side],
+                [0, args.tile / side, args.tile / 2 - cy * args.tile / side],
+            ]
+        )
         return cv2.warpAffine(frame, m, (args.tile, args.tile), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
     def pose_frame(prepared, renderer, pose):
@@ -135,8 +139,9 @@ def main() -> None:
         frames = np.concatenate([c.frames for c in animator.animate(prepared, speech, fps=20)])
         strip = [crop(frames[i], prepared.face.landmarks) for i in range(0, len(frames), 3)][:30]
         rows = [strip[i : i + 10] for i in range(0, len(strip) - 9, 10)]
-        sheet = tiles_sheet(rows, [f"frames\n{30 * k}-{30 * k + 27}" for k in range(len(rows))],
-                            [str(3 * i) for i in range(10)])
+        sheet = tiles_sheet(
+            rows, [f"frames\n{30 * k}-{30 * k + 27}" for k in range(len(rows))], [str(3 * i) for i in range(10)]
+        )
         cv2.imwrite(str(args.out / name), sheet[:, :, ::-1])
         if base == "astronaut":
             i = int(np.argmax([np.abs(f.astype(np.int16) - prepared.image).sum() for f in frames[: len(frames) // 2]]))

@@ -230,7 +230,8 @@ class Avatar:
             return {}
         if "emotion" not in getattr(self.animator, "capabilities", ()):
             raise ConfigError(
-                f"the {self.animator.name!r} animator does not show emotions; use animator='viseme' or leave emotion unset"
+                f"the {self.animator.name!r} animator does not show emotions; "
+                "use animator='viseme' or leave emotion unset"
             )
         return {"emotion": emotion}
 

@@ -48,8 +48,9 @@ EMOTIONS = ("neutral", "happy", "sad", "concerned", "surprised")
 
 # Cue words that VADER's single valence number cannot separate.
 _SAD = re.compile(
-    r"\b(sad|sadly|sorrow|sorry|grief|griev\w*|mourn\w*|loss|lost|died|dead|death|passed away|miss(ed|ing)? (you|him|her|them)|"
-    r"cry|crying|cried|tears|lonely|alone|heartbr\w*|depress\w*|unhappy|miserable|tragic|tragedy|disappoint\w*)\b",
+    r"\b(sad|sadly|sorrow|sorry|grief|griev\w*|mourn\w*|loss|lost|died|dead|death|passed away|"
+    r"miss(ed|ing)? (you|him|her|them)|cry|crying|cried|tears|lonely|alone|heartbr\w*|depress\w*|"
+    r"unhappy|miserable|tragic|tragedy|disappoint\w*)\b",
     re.I,
 )
 _CONCERN = re.compile(
@@ -135,7 +136,9 @@ class ExpressionTrack:
 
     def shifted(self, seconds: float) -> ExpressionTrack:
         """The same track with every key ``seconds`` later (place a clip's track on a stream's clock)."""
-        return ExpressionTrack(tuple(ExpressionKey(k.time + seconds, k.expression) for k in self.keys), self.transition_s)
+        return ExpressionTrack(
+            tuple(ExpressionKey(k.time + seconds, k.expression) for k in self.keys), self.transition_s
+        )
 
     def then(self, time: float, expression: Expression) -> ExpressionTrack:
         """A new track with ``expression`` starting at ``time`` (seconds)."""
@@ -228,8 +231,10 @@ def expression_track_for_speech(text: str, audio: Audio | None = None, *, listen
         return ExpressionTrack.constant(Expression())
     starts = _sentence_starts(sentences, audio)
     lead = 0.3
-    keys = [ExpressionKey(max(0.0, t - lead) if i else 0.0, expression_from_text(s, listener=listener))
-            for i, (s, t) in enumerate(zip(sentences, starts))]
+    keys = [
+        ExpressionKey(max(0.0, t - lead) if i else 0.0, expression_from_text(s, listener=listener))
+        for i, (s, t) in enumerate(zip(sentences, starts))
+    ]
     return ExpressionTrack(tuple(keys))
 
 

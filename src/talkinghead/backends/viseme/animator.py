@@ -126,8 +126,16 @@ class VisemeAnimator(BackendBase):
         log.debug("viseme: face %s, head ROI %s, jaw %.1f px, blur %.2f px", face.box, bank.roi, bank.jaw_px, look.blur)
         return PreparedPortrait(portrait.image, face, bank, look)
 
-    def drive(self, prepared: PreparedPortrait, audio: Audio, *, fps: float, emotion: EmotionSpec = None,
-              first_frame: int = 0, n: int | None = None):
+    def drive(
+        self,
+        prepared: PreparedPortrait,
+        audio: Audio,
+        *,
+        fps: float,
+        emotion: EmotionSpec = None,
+        first_frame: int = 0,
+        n: int | None = None,
+    ):
         """The per-frame drive (:class:`~.timeline.Drive`) this animator renders for ``audio``.
 
         ``emotion`` (default: the animator's) is resolved on the clip's clock; a track given for
@@ -176,7 +184,9 @@ class VisemeAnimator(BackendBase):
         drive = self.drive(prepared, audio, fps=fps, emotion=emotion, n=n)
         yield from self.render(prepared, drive, progress=progress)
 
-    def render(self, prepared: PreparedPortrait, drive, *, progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
+    def render(
+        self, prepared: PreparedPortrait, drive, *, progress: ProgressCallback | None = None
+    ) -> Iterator[FrameChunk]:
         """Render the frames of a drive (of a clip, or of a window of a stream), in chunks.
 
         Chunk ``start`` values are the drive's global frame indices.

@@ -210,7 +210,9 @@ class FaceGeometry:
         vu = np.interp(self.mid_u, *self.upper_inner)
         vl = np.maximum(np.interp(self.mid_u, *self.lower_inner), vu)
         steps = np.arange(0.0, 1.0 + 1e-9, 1.0 / 48)
-        vs = (vu + 0.5 * (vl - vu))[:, None] + steps[None, :] * ((vl + 0.8 * self.lower_lip) - (vu + 0.5 * (vl - vu)))[:, None]
+        vs = (vu + 0.5 * (vl - vu))[:, None] + steps[None, :] * ((vl + 0.8 * self.lower_lip) - (vu + 0.5 * (vl - vu)))[
+            :, None
+        ]
         pts = self.origin + self.mid_u[:, None, None] * self.eu + vs[..., None] * self.ev
         rgb = cv2.remap(image, pts[..., 0].astype(np.float32), pts[..., 1].astype(np.float32), cv2.INTER_LINEAR)
         ycc = to_ycc(rgb)
@@ -463,9 +465,7 @@ def _blink_backward(eye: Eye, u: np.ndarray, v: np.ndarray, closure: float) -> n
     return src - v
 
 
-def build_fields(
-    face: np.ndarray | FaceGeometry, image_size: tuple[int, int], *, jaw_scale: float = 1.0
-) -> FieldBank:
+def build_fields(face: np.ndarray | FaceGeometry, image_size: tuple[int, int], *, jaw_scale: float = 1.0) -> FieldBank:
     """Build the deformation fields of one face.
 
     Args:
@@ -527,18 +527,24 @@ def build_fields(
     uc = (g.mouth_u[0] + g.mouth_u[1]) / 2
     across = _falloff((np.abs(u - uc) - 0.42 * mw) / (0.2 * mw))
     press = (half_gap + 0.15 * min(g.upper_lip, g.lower_lip)) * across
-    add("press", zero, np.where(
-        v < meet, -press * _falloff((meet - v) / g.reach_up), press * _falloff((v - meet) / g.reach_down)
-    ))
+    add(
+        "press",
+        zero,
+        np.where(v < meet, -press * _falloff((meet - v) / g.reach_up), press * _falloff((v - meet) / g.reach_down)),
+    )
     # Mouth shapes and expression: smooth forward motions, inverted by iteration.
     smooth: dict[str, Forward] = {
         "spread": _sum(_corner_bumps(g, 0.6 * mw, 0.4 * mw, 0.1 * mw, -0.015 * mw)),
-        "round": _sum(_corner_bumps(g, 0.6 * mw, 0.45 * mw, -0.13 * mw, 0.0), _lip_centres(g, 0.35 * mw, 0.3 * mw, 0.035 * mw, 0.045 * mw)),
+        "round": _sum(
+            _corner_bumps(g, 0.6 * mw, 0.45 * mw, -0.13 * mw, 0.0),
+            _lip_centres(g, 0.35 * mw, 0.3 * mw, 0.035 * mw, 0.045 * mw),
+        ),
         "smile": _corner_bumps(g, 0.6 * mw, 0.55 * mw, 0.07 * mw, -0.1 * mw),
         "frown": _corner_bumps(g, 0.5 * mw, 0.45 * mw, -0.02 * mw, 0.095 * mw),
         "tilt": _corner_bumps(g, 0.5 * mw, 0.45 * mw, 0.0, 0.05 * mw, mirror_v=True),
         "shift": lambda uu, vv: (
-            0.05 * mw * _falloff(np.sqrt(((uu - uc) / (0.9 * mw)) ** 2 + (vv / (0.7 * mw)) ** 2)), np.zeros_like(vv)
+            0.05 * mw * _falloff(np.sqrt(((uu - uc) / (0.9 * mw)) ** 2 + (vv / (0.7 * mw)) ** 2)),
+            np.zeros_like(vv),
         ),
         "cheek": _cheek_forward(g),
         "brow_up": _brow_forward(g, "up"),

@@ -67,7 +67,13 @@ class FrameRenderer:
         self._mu, self._mv = rel @ g.eu, rel @ g.ev
         self._teeth_visible = g.teeth_visible
         eye_w = float(np.mean([e.width for e in g.eyes]))
-        self._scale = {"head_x": g.face_width, "head_y": g.face_width, "head_roll": 1.0, "gaze_x": eye_w, "gaze_y": eye_w}
+        self._scale = {
+            "head_x": g.face_width,
+            "head_y": g.face_width,
+            "head_roll": 1.0,
+            "gaze_x": eye_w,
+            "gaze_y": eye_w,
+        }
         self._grain = np.random.default_rng(seed).standard_normal((my1 - my0, mx1 - mx0)) * look.grain
         self._other = np.zeros(self._shape, np.float32)
         self._open = np.zeros(self._shape, np.float32)
@@ -162,7 +168,9 @@ class FrameRenderer:
         tongue = np.clip((depth - surface) * gap + 0.5, 0.0, 1.0) * smoothstep(gap / (0.08 * mw))
         shade = 0.7 + 0.3 * np.clip((depth - surface) / np.maximum(1.0 - surface, 0.05), 0.0, 1.0) ** 0.5
         tongue_col = np.array([0.9, 1.15, 1.1]) * lip
-        tongue_col = tongue_col * np.stack([shade * (0.6 + 0.4 * np.sqrt(q)), np.ones_like(x), np.ones_like(x)], axis=-1)
+        tongue_col = tongue_col * np.stack(
+            [shade * (0.6 + 0.4 * np.sqrt(q)), np.ones_like(x), np.ones_like(x)], axis=-1
+        )
         col = col + (tongue_col - col) * tongue[..., None]
         # Teeth: the portrait's own teeth colour, separations between them, darker towards the corners.
         phase = np.arcsin(np.clip(x, -0.999, 0.999)) * (7.0 / np.pi)

@@ -142,8 +142,10 @@ class Drive:
         """Rows of the global frames [start, stop)."""
         a, b = start - self.first_frame, stop - self.first_frame
         if a < 0 or b > len(self):
-            raise ValueError(f"frames [{start}, {stop}) are outside this drive's [{self.first_frame}, "
-                             f"{self.first_frame + len(self)})")
+            raise ValueError(
+                f"frames [{start}, {stop}) are outside this drive's [{self.first_frame}, "
+                f"{self.first_frame + len(self)})"
+            )
         return Drive(self.values[a:b], start)
 
 
@@ -175,7 +177,9 @@ def _hash01(seed: int, channel: int, k: np.ndarray) -> np.ndarray:
     """Uniform numbers in [0, 1) hashed from (seed, channel, k) — splitmix64; no sequential state."""
     with np.errstate(over="ignore"):
         x = np.asarray(k, np.int64).astype(np.uint64)
-        x = x * np.uint64(0x9E3779B97F4A7C15) + np.uint64((int(seed) * 0x632BE59BD9B4E019 + channel * 0x85EBCA6B) & 0xFFFFFFFFFFFFFFFF)
+        x = x * np.uint64(0x9E3779B97F4A7C15) + np.uint64(
+            (int(seed) * 0x632BE59BD9B4E019 + channel * 0x85EBCA6B) & 0xFFFFFFFFFFFFFFFF
+        )
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))
@@ -422,7 +426,9 @@ def accent_curve(level: np.ndarray, f0: np.ndarray, voiced: np.ndarray, fps: flo
     semis = 12.0 * np.log2(np.maximum(f0, 1.0) / 100.0)
     ok = (voiced > 0.5) & (level > 0.15)
     back = int(round(1.5 * fps))
-    recent = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(back, np.nan), np.where(ok, semis, np.nan)]), back + 1)
+    recent = np.lib.stride_tricks.sliding_window_view(
+        np.concatenate([np.full(back, np.nan), np.where(ok, semis, np.nan)]), back + 1
+    )
     seen = np.isfinite(recent).any(axis=1)
     base = semis.copy()
     if seen.any():
@@ -439,7 +445,18 @@ def accent_curve(level: np.ndarray, f0: np.ndarray, voiced: np.ndarray, fps: flo
 
 # -- expression -----------------------------------------------------------------------------------
 # How each emotion (happy, sad, concerned, surprised) sets the expression channels.
-_EXPRESSION_CHANNELS = ("smile", "frown", "cheek", "brow_up", "brow_inner", "brow_down", "eye_wide", "droop", "press", "jaw")
+_EXPRESSION_CHANNELS = (
+    "smile",
+    "frown",
+    "cheek",
+    "brow_up",
+    "brow_inner",
+    "brow_down",
+    "eye_wide",
+    "droop",
+    "press",
+    "jaw",
+)
 _EXPRESSION = np.array(
     [
         # smile frown cheek brow_up inner down  wide  droop press jaw
@@ -552,7 +569,9 @@ def audio_window(audio: Audio, start_frame: int, stop_frame: int, fps: float) ->
         if p.end > t0 and p.start < t1
     )
     words = tuple(
-        WordTiming(w.word, max(0.0, w.start - t0), min(t1, w.end) - t0) for w in audio.words if w.end > t0 and w.start < t1
+        WordTiming(w.word, max(0.0, w.start - t0), min(t1, w.end) - t0)
+        for w in audio.words
+        if w.end > t0 and w.start < t1
     )
     return replace(audio, samples=audio.samples[a:b], phonemes=phonemes, words=words)
 
