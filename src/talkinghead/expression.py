@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
 
@@ -37,6 +37,7 @@ __all__ = [
     "Expression",
     "ExpressionKey",
     "ExpressionTrack",
+    "EmotionName",
     "EmotionSpec",
     "expression_from_text",
     "expression_track_for_speech",
@@ -158,7 +159,10 @@ class ExpressionTrack:
         return out
 
 
-EmotionSpec = Union[str, Expression, ExpressionTrack, None]
+EmotionName = Literal["auto", "neutral", "happy", "sad", "concerned", "surprised"]
+"""The names ``emotion=`` accepts (:data:`EMOTIONS` and ``"auto"``)."""
+
+EmotionSpec = Union[EmotionName, Expression, ExpressionTrack, None]
 """What ``emotion=`` accepts: a name from :data:`EMOTIONS`, ``"auto"``, an Expression or a track."""
 
 
