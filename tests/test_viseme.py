@@ -232,3 +232,12 @@ def test_avatar_refuses_emotion_for_animators_without_it(portrait):
     avatar = Avatar(portrait, tts=FakeTTS(), animator=FakeAnimator(), writer=MemoryWriter(), cache=ModelCache())
     with pytest.raises(ConfigError, match="does not show emotions"):
         avatar.say("hello there", "unused.mp4", emotion="happy")
+
+
+def test_emotion_from_the_command_line():
+    """``--set animator.emotion=happy`` reaches the animator as the name; bad names are refused."""
+    from talkinghead.cli.common import typed_config
+
+    assert typed_config("animator", "viseme", {"emotion": "happy", "gaze": "0.5"}) == {"emotion": "happy", "gaze": 0.5}
+    with pytest.raises(ConfigError):
+        VisemeAnimator(**typed_config("animator", "viseme", {"emotion": "furious"}))
