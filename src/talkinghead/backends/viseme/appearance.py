@@ -60,11 +60,6 @@ class Appearance:
     blur: float  # Gaussian sigma of the face, pixels
     grain: float  # luma noise of the skin (standard deviation)
 
-    @property
-    def is_grey(self) -> bool:
-        """Whether the portrait has no colour at all (then nothing painted has any)."""
-        return bool(np.all(np.abs(self.lip[1:]) < 1e-6) and np.all(np.abs(self.skin[1:]) < 1e-6))
-
     @classmethod
     def measure(cls, image: np.ndarray, pts: np.ndarray, teeth_visible: bool) -> Appearance:
         """Measure the portrait ``image`` (RGB uint8) around its face-mesh landmarks ``pts``."""

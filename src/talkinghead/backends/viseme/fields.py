@@ -30,7 +30,7 @@ lips. The fields (their weights come from :mod:`.timeline`'s channels):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -194,38 +194,6 @@ class FaceGeometry:
         )
 
     # -- pieces of the mouth model, shared by the fields and the mouth-interior renderer --------
-    def refine_split(self, image: np.ndarray, teeth: np.ndarray, lip: np.ndarray) -> FaceGeometry:
-        """Move the jaw's split line of a portrait showing its teeth to the teeth's real lower edge.
-
-        The face mesh often puts the inner lower lip inside the teeth; everything above the split
-        stays with the upper jaw, so the split goes where the pixels stop looking like teeth
-        (colour closer to ``teeth`` than to ``lip``, luma/chroma triples) and the lower lip begins.
-        """
-        if not self.teeth_visible:
-            return self
-        import cv2
-
-        from .appearance import to_ycc
-
-        vu = np.interp(self.mid_u, *self.upper_inner)
-        vl = np.maximum(np.interp(self.mid_u, *self.lower_inner), vu)
-        steps = np.arange(0.0, 1.0 + 1e-9, 1.0 / 48)
-        vs = (vu + 0.5 * (vl - vu))[:, None] + steps[None, :] * ((vl + 0.8 * self.lower_lip) - (vu + 0.5 * (vl - vu)))[
-            :, None
-        ]
-        pts = self.origin + self.mid_u[:, None, None] * self.eu + vs[..., None] * self.ev
-        rgb = cv2.remap(image, pts[..., 0].astype(np.float32), pts[..., 1].astype(np.float32), cv2.INTER_LINEAR)
-        ycc = to_ycc(rgb)
-        toothy = np.linalg.norm(ycc - teeth, axis=-1) < np.linalg.norm(ycc - lip, axis=-1)
-        last = np.where(toothy.any(axis=1), toothy.shape[1] - 1 - np.argmax(toothy[:, ::-1], axis=1), 0)
-        edge = vs[np.arange(len(vs)), last] + 0.8
-        # Keep it smooth along the mouth (a running median, then a small mean).
-        pad = np.pad(edge, 2, mode="edge")
-        edge = np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
-        edge = np.convolve(np.pad(edge, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-        split = np.clip(edge, self.mid_v, vl + 0.8 * self.lower_lip)
-        return replace(self, mid_v=split)
-
     @property
     def teeth_visible(self) -> bool:
         """Whether the portrait shows its teeth (an open smile)."""
