@@ -462,81 +462,104 @@ def build_fields(face: np.ndarray | FaceGeometry, image_size: tuple[int, int], *
     taper = smoothstep(border / 3.0)
     fields: list[Field] = []
 
-    def add(name: str, a_u: np.ndarray, a_v: np.ndarray, *, crop: bool = True) -> None:
-        """Store the field with components (a_u along eu, a_v along ev), cropped to where it is non-zero."""
-        data = ((a_u * taper)[..., None] * g.eu + (a_v * taper)[..., None] * g.ev).astype(np.float32)
-        win = (0, data.shape[0], 0, data.shape[1])
-        if crop:
-            nz = np.abs(data).max(axis=-1) > 1e-3
-            if not nz.any():
-                return _append(name, (0, 1, 0, 1), np.zeros((1, 1, 2), np.float32))
-            ys_, xs_ = np.flatnonzero(nz.any(axis=1)), np.flatnonzero(nz.any(axis=0))
-            win = (int(ys_[0]), int(ys_[-1]) + 1, int(xs_[0]), int(xs_[-1]) + 1)
-        _append(name, win, data[win[0] : win[1], win[2] : win[3]])
+    def window(u_lo: float, u_hi: float, v_lo: float, v_hi: float) -> tuple[int, int, int, int]:
+        """The ROI rows/columns (y0, y1, x0, x1) covering a rectangle of the face frame."""
+        pts = g.origin + np.array([[a, b] for a in (u_lo, u_hi) for b in (v_lo, v_hi)]) @ np.stack([g.eu, g.ev])
+        ya, yb = int(np.floor(pts[:, 1].min())) - 2 - y0, int(np.ceil(pts[:, 1].max())) + 3 - y0
+        xa, xb = int(np.floor(pts[:, 0].min())) - 2 - x0, int(np.ceil(pts[:, 0].max())) + 3 - x0
+        return max(0, ya), min(y1 - y0, yb), max(0, xa), min(x1 - x0, xb)
 
-    def _append(name, win, data):
-        fields.append(Field(name, win, np.ascontiguousarray(data)))
+    def add(name: str, win: tuple[int, int, int, int], a_u: np.ndarray, a_v: np.ndarray) -> None:
+        """Store a field given over ``win`` (components along eu, ev), cropped to where it is non-zero."""
+        ya, _, xa, _ = win
+        t = taper[win[0] : win[1], win[2] : win[3]]
+        data = ((a_u * t)[..., None] * g.eu + (a_v * t)[..., None] * g.ev).astype(np.float32)
+        nz = np.abs(data).max(axis=-1) > 1e-3
+        if not nz.any():
+            fields.append(Field(name, (0, 1, 0, 1), np.zeros((1, 1, 2), np.float32)))
+            return
+        ys_, xs_ = np.flatnonzero(nz.any(axis=1)), np.flatnonzero(nz.any(axis=0))
+        crop = (int(ys_[0]), int(ys_[-1]) + 1, int(xs_[0]), int(xs_[-1]) + 1)
+        part = np.ascontiguousarray(data[crop[0] : crop[1], crop[2] : crop[3]])
+        fields.append(Field(name, (ya + crop[0], ya + crop[1], xa + crop[2], xa + crop[3]), part))
 
-    zero = np.zeros_like(u)
+    def grid_of(win: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        return u[win[0] : win[1], win[2] : win[3]], v[win[0] : win[1], win[2] : win[3]]
+
+    uc = (g.mouth_u[0] + g.mouth_u[1]) / 2
     # Mouth openings, on the lower face only (the jaw inversion is the costly part of preparing).
-    lower = (v >= 1.1 * min(g.nose_v, -2.0)) & (np.abs(u - g.face_center[0]) < 0.55 * fw)
+    fall = max(3.0 * jaw_px, 0.9 * max(g.chin_v, 1.0))
+    jw = window(g.face_center[0] - 0.55 * fw, g.face_center[0] + 0.55 * fw, 1.1 * min(g.nose_v, -2.0), g.chin_v + fall + jaw_px)
+    ju, jv = grid_of(jw)
     for k, level in enumerate(JAW_LEVELS):
-        t = np.zeros_like(u)
-        t[lower] = _invert_jaw(g, u[lower], v[lower], level * jaw_px)
-        add(f"jaw{k}", zero, -t)
-    m, q = g.midline(u), g.lens(u)
-    up_fall = _falloff((m - v) / g.reach_up)
-    down_fall = _falloff((v - m) / g.reach_down)
-    add("lift", zero, np.where(v < m, g.lift_px * q * up_fall, 0.0))
-    add("tuck", zero, np.where(v >= m, g.tuck_px * np.sqrt(q) * down_fall, 0.0))
-    vu, vl = np.interp(u, *g.upper_inner), np.interp(u, *g.lower_inner)
+        add(f"jaw{k}", jw, np.zeros_like(ju), -_invert_jaw(g, ju, jv, level * jaw_px))
+    lw = window(uc - 0.75 * mw, uc + 0.75 * mw, -g.reach_up - g.rest_gap - 2, g.reach_down + g.rest_gap + 2)
+    lu, lv = grid_of(lw)
+    zero = np.zeros_like(lu)
+    m, q = g.midline(lu), g.lens(lu)
+    up_fall = _falloff((m - lv) / g.reach_up)
+    down_fall = _falloff((lv - m) / g.reach_down)
+    add("lift", lw, zero, np.where(lv < m, g.lift_px * q * up_fall, 0.0))
+    add("tuck", lw, zero, np.where(lv >= m, g.tuck_px * np.sqrt(q) * down_fall, 0.0))
+    vu, vl = np.interp(lu, *g.upper_inner), np.interp(lu, *g.lower_inner)
     meet = (vu + np.maximum(vl, vu)) / 2
     half_gap = np.maximum(vl - vu, 0.0) / 2
-    uc = (g.mouth_u[0] + g.mouth_u[1]) / 2
-    across = _falloff((np.abs(u - uc) - 0.42 * mw) / (0.2 * mw))
+    across = _falloff((np.abs(lu - uc) - 0.42 * mw) / (0.2 * mw))
     press = (half_gap + 0.15 * min(g.upper_lip, g.lower_lip)) * across
     add(
         "press",
+        lw,
         zero,
-        np.where(v < meet, -press * _falloff((meet - v) / g.reach_up), press * _falloff((v - meet) / g.reach_down)),
+        np.where(lv < meet, -press * _falloff((meet - lv) / g.reach_up), press * _falloff((lv - meet) / g.reach_down)),
     )
     # Mouth shapes and expression: smooth forward motions, inverted by iteration.
-    smooth: dict[str, Forward] = {
-        "spread": _sum(_corner_bumps(g, 0.6 * mw, 0.4 * mw, 0.1 * mw, -0.015 * mw)),
-        "round": _sum(
+    cv_lo = min(c[1] for c in g.corners) - 0.95 * mw
+    cv_hi = max(c[1] for c in g.corners) + 0.95 * mw
+    mouth = window(uc - 1.3 * mw, uc + 1.3 * mw, min(cv_lo, -0.95 * mw), max(cv_hi, 0.95 * mw))
+    eye_l, eye_r = g.eyes
+    margin = max(eye_l.width, eye_r.width)
+    top = min(float(e.brow[1].min()) - 1.7 * max(2.0, float(np.mean(e.top(e.brow[0]) - e.brow[1]))) for e in g.eyes)
+    bottom = max(float(np.max(e.lower[1])) for e in g.eyes)
+    low_v = g.nose_v + 0.4 * (g.nose_v - bottom) + 2
+    eyes = window(eye_l.corners[0] - margin, eye_r.corners[1] + margin, top - 2, low_v)
+    smooth: dict[str, tuple[tuple[int, int, int, int], Forward]] = {
+        "spread": (mouth, _corner_bumps(g, 0.6 * mw, 0.4 * mw, 0.1 * mw, -0.015 * mw)),
+        "round": (mouth, _sum(
             _corner_bumps(g, 0.6 * mw, 0.45 * mw, -0.13 * mw, 0.0),
             _lip_centres(g, 0.35 * mw, 0.3 * mw, 0.035 * mw, 0.045 * mw),
-        ),
-        "smile": _corner_bumps(g, 0.6 * mw, 0.55 * mw, 0.07 * mw, -0.1 * mw),
-        "frown": _corner_bumps(g, 0.5 * mw, 0.45 * mw, -0.02 * mw, 0.095 * mw),
-        "tilt": _corner_bumps(g, 0.5 * mw, 0.45 * mw, 0.0, 0.05 * mw, mirror_v=True),
-        "shift": lambda uu, vv: (
+        )),
+        "smile": (mouth, _corner_bumps(g, 0.6 * mw, 0.55 * mw, 0.07 * mw, -0.1 * mw)),
+        "frown": (mouth, _corner_bumps(g, 0.5 * mw, 0.45 * mw, -0.02 * mw, 0.095 * mw)),
+        "tilt": (mouth, _corner_bumps(g, 0.5 * mw, 0.45 * mw, 0.0, 0.05 * mw, mirror_v=True)),
+        "shift": (mouth, lambda uu, vv: (
             0.05 * mw * _falloff(np.sqrt(((uu - uc) / (0.9 * mw)) ** 2 + (vv / (0.7 * mw)) ** 2)),
             np.zeros_like(vv),
-        ),
-        "cheek": _cheek_forward(g),
-        "brow_up": _brow_forward(g, "up"),
-        "brow_inner": _brow_forward(g, "inner"),
-        "brow_down": _brow_forward(g, "down"),
-        "eye_wide": _eye_wide_forward(g),
-    }
-    for name, forward in smooth.items():
-        bu, bv = _backward(forward, u, v)
-        add(name, bu, bv)
+        )),
+        "cheek": (eyes, _cheek_forward(g)),
+        "brow_up": (eyes, _brow_forward(g, "up")),
+        "brow_inner": (eyes, _brow_forward(g, "inner")),
+        "brow_down": (eyes, _brow_forward(g, "down")),
+        "eye_wide": (eyes, _eye_wide_forward(g)),
+    }  # fmt: skip
+    for name, (win, forward) in smooth.items():
+        bu, bv = _backward(forward, *grid_of(win))
+        add(name, win, bu, bv)
     # Eyes: blinks stretch the upper lid's own skin down; gaze moves the eye inside its lids.
+    eu_, ev_ = grid_of(eyes)
+    zero = np.zeros_like(eu_)
     for k, level in enumerate(BLINK_LEVELS):
-        off = sum(_blink_backward(eye, u, v, level) for eye in g.eyes)
-        add(f"blink{k}", zero, off)
-    gaze = np.zeros_like(u)
+        off = sum(_blink_backward(eye, eu_, ev_, level) for eye in g.eyes)
+        add(f"blink{k}", eyes, zero, off)
+    gaze = np.zeros_like(eu_)
     for eye in g.eyes:
         c0, c1 = eye.corners
         mid, half = (c0 + c1) / 2, (c1 - c0) / 2
-        uc_ = np.clip(u, c0, c1)
-        margin = np.maximum(0.25 * eye.height, 1.0)
-        inside = smoothstep((v - eye.top(uc_)) / margin) * smoothstep((eye.bottom(uc_) - v) / margin)
-        gaze += inside * _falloff((np.abs(u - mid) - 0.3 * half) / (0.6 * half))
-    add("gaze_x", -gaze, zero)
-    add("gaze_y", zero, -gaze)
+        uc_ = np.clip(eu_, c0, c1)
+        rim = np.maximum(0.25 * eye.height, 1.0)
+        inside = smoothstep((ev_ - eye.top(uc_)) / rim) * smoothstep((eye.bottom(uc_) - ev_) / rim)
+        gaze += inside * _falloff((np.abs(eu_ - mid) - 0.3 * half) / (0.6 * half))
+    add("gaze_x", eyes, -gaze, zero)
+    add("gaze_y", eyes, zero, -gaze)
     # Head.
     du, dv = u - g.face_center[0], v - g.face_center[1]
     rr = np.sqrt((du / ru) ** 2 + (dv / rv) ** 2)
