@@ -168,3 +168,36 @@ def test_head_motion_is_natural_and_follows_speech(photos):
     smooth = lambda a: np.convolve(np.pad(a, 12, mode="edge"), k, mode="valid")  # noqa: E731
     r = np.corrcoef(smooth(np.nan_to_num(speed)), smooth(rms)[1:])[0, 1]
     assert r > 0.4, f"head speed vs speech energy r={r:.2f}"
+
+
+@pytest.mark.parametrize("name", ["astronaut", "hopper"])
+def test_saccades_move_the_irises_and_blinks_close_the_lids(photos, name):
+    from talkinghead.backends.viseme.render import FrameRenderer
+    from talkinghead.backends.viseme.timeline import CHANNELS
+
+    p = portrait(photos, name)
+    animator = VisemeAnimator(**STILL)
+    prepared = animator.prepare(p)
+    renderer = FrameRenderer(prepared.image, prepared.fields, prepared.look)
+    frames = []
+    for pose in ({}, {"gaze_x": 0.12}, {"gaze_x": -0.12}, {"blink": 1.0}):
+        row = np.zeros(len(CHANNELS))
+        for k, v in pose.items():
+            row[CHANNELS.index(k)] = v
+        frame = prepared.image.copy()
+        renderer.render(frame, row)
+        frames.append(frame)
+    lm = face_landmarks(np.stack(frames[:3]))
+    iod = np.linalg.norm(lm[:, 468] - lm[:, 473], axis=1)
+    # Iris centre relative to the eye's corners, along the eye line, in IODs.
+    iris = ((lm[:, 468, 0] - (lm[:, 33, 0] + lm[:, 133, 0]) / 2) + (lm[:, 473, 0] - (lm[:, 362, 0] + lm[:, 263, 0]) / 2)) / 2
+    right, left = (iris[1] - iris[0]) / iod[0], (iris[2] - iris[0]) / iod[0]
+    assert right > 0.01 and left < -0.01, (right, left)
+    # A full blink: the lid's own skin covers the irises (their disks get much brighter).
+    luma = [f.astype(float) @ np.array([0.299, 0.587, 0.114]) for f in (frames[0], frames[3])]
+    yy, xx = np.mgrid[0 : p.image.shape[0], 0 : p.image.shape[1]]
+    for c, ring in ((468, (469, 470, 471, 472)), (473, (474, 475, 476, 477))):
+        centre = prepared.face.landmarks[c]
+        r = 0.6 * np.mean(np.linalg.norm(prepared.face.landmarks[list(ring)] - centre, axis=1))
+        disk = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= r * r
+        assert luma[1][disk].mean() > 1.25 * luma[0][disk].mean(), (luma[0][disk].mean(), luma[1][disk].mean())
