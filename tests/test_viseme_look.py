@@ -190,7 +190,9 @@ def test_saccades_move_the_irises_and_blinks_close_the_lids(photos, name):
     lm = face_landmarks(np.stack(frames[:3]))
     iod = np.linalg.norm(lm[:, 468] - lm[:, 473], axis=1)
     # Iris centre relative to the eye's corners, along the eye line, in IODs.
-    iris = ((lm[:, 468, 0] - (lm[:, 33, 0] + lm[:, 133, 0]) / 2) + (lm[:, 473, 0] - (lm[:, 362, 0] + lm[:, 263, 0]) / 2)) / 2
+    iris = (
+        (lm[:, 468, 0] - (lm[:, 33, 0] + lm[:, 133, 0]) / 2) + (lm[:, 473, 0] - (lm[:, 362, 0] + lm[:, 263, 0]) / 2)
+    ) / 2
     right, left = (iris[1] - iris[0]) / iod[0], (iris[2] - iris[0]) / iod[0]
     assert right > 0.01 and left < -0.01, (right, left)
     # A full blink: the lid's own skin covers the irises (their disks get much brighter).
