@@ -75,6 +75,8 @@ class StreamEngine:
         self.stream = stream
         self.clock = clock
         self.enhancer = enhancer
+        # per-stream enhancer state (e.g. GFPGAN's face tracking) belongs to this stream
+        self._enhancer_state = enhancer.new_state() if enhancer is not None and hasattr(enhancer, "new_state") else None
         self.spf = clock.samples_per_frame
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -221,7 +223,8 @@ class StreamEngine:
         if len(chunk) != n or chunk.start != first:
             raise StageError("animator", "stream", f"rendered frames {chunk.start}..+{len(chunk)}, expected {first}..+{n}")
         if self.enhancer is not None:
-            enhanced = self.enhancer.enhance(chunk)
+            state = self._enhancer_state
+            enhanced = self.enhancer.enhance(chunk) if state is None else self.enhancer.enhance(chunk, state=state)
             if len(enhanced) != n:
                 raise StageError("enhancer", getattr(self.enhancer, "name", "?"), f"returned {len(enhanced)} frames for {n}")
             chunk = enhanced

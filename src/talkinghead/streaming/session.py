@@ -449,7 +449,7 @@ class LiveSession:
             raise ConfigError("push_user_audio needs the sample_rate of the samples")
         with self._lock:
             if self._vad is None:
-                model = self.avatar.cache.shared(("vad", repr(self._vad_spec)), lambda: make_vad(self._vad_spec)) \
+                model = self.avatar.cache.component(("vad", self._vad_spec), lambda: make_vad(self._vad_spec)) \
                     if isinstance(self._vad_spec, str) else make_vad(self._vad_spec)
                 self._vad = VoiceActivity(model, **self._vad_options)
             if self._mic is None or self._mic.in_rate != int(sample_rate):

@@ -1,42 +1,56 @@
-"""Live streams of the viseme animator: the drive computed over a sliding window of the audio.
+"""Live streams of the viseme animator: the drive computed over sliding windows of the stream's audio.
 
-Frame *i* depends only on the audio within :data:`~.timeline.WINDOW_CONTEXT` before it and
-:data:`~.timeline.WINDOW_LOOKAHEAD` after it, and its blinks and head motion on the global frame
-index, so a stream rendered a few frames at a time equals the same speech rendered as one clip
-(given the same loudness reference), and idle frames continue the motion without a jump.
+Every curve of the drive is a function of the seed, the global frame index and the audio within
+:data:`~.timeline.DRIVE_CONTEXT_S` before and :data:`~.timeline.DRIVE_LOOKAHEAD_S` after a frame
+(see :mod:`.timeline`), so frames rendered a few at a time equal the same speech rendered as one
+clip, and idle frames (silence: blinks, saccades, breathing head motion, mouth closed) continue the
+motion without a jump. The expression lives on the stream's clock: an :class:`ExpressionTrack` that
+``emotion="auto"`` extends with each sentence's sentiment and :meth:`VisemeStream.set_expression`
+with anything else (the listening face while the user speaks).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...expression import Expression, ExpressionTrack, expression_from_text, resolve_emotion
 from ...values import Audio, FrameChunk, PhonemeTiming
-from .timeline import WINDOW_CONTEXT, WINDOW_LOOKAHEAD, compute_drive
+from .timeline import DRIVE_CONTEXT_S, DRIVE_LOOKAHEAD_S
 
 if TYPE_CHECKING:
     from .animator import PreparedPortrait, VisemeAnimator
 
 __all__ = ["VisemeStream"]
 
-#: Loudness reference before any speech was heard (RMS of typical normalised TTS speech).
-DEFAULT_LEVEL_REF = 0.12
-#: Seconds of recent speech whose loudness sets the reference.
-LEVEL_MEMORY_S = 30.0
+#: Frames of drive computed at once when the audio allows (fewer windows of context to pay for).
+DRIVE_BLOCK = 25
 
 
 class VisemeStream:
-    """The per-stream state of :class:`~.animator.VisemeAnimator` (see :class:`~talkinghead.stages.AnimatorStream`)."""
+    """The per-stream state of :class:`~.animator.VisemeAnimator` (see :class:`~talkinghead.stages.AnimatorStream`).
+
+    Args:
+        emotion: the expression (default: the animator's); ``"auto"`` follows each pushed
+            sentence's ``Audio.text``.
+    """
 
     def __init__(
-        self, animator: VisemeAnimator, prepared: PreparedPortrait, *, fps: Fraction, sample_rate: int, first_frame: int
+        self,
+        animator: VisemeAnimator,
+        prepared: PreparedPortrait,
+        *,
+        fps: Fraction,
+        sample_rate: int,
+        first_frame: int,
+        emotion: Any = None,
     ) -> None:
         from .render import FrameRenderer
 
-        self.animator = animator
+        self.animator, self.prepared = animator, prepared
         self.fps = Fraction(fps)
         self.sample_rate = int(sample_rate)
         spf = self.sample_rate / self.fps
@@ -44,20 +58,19 @@ class VisemeStream:
             raise ValueError(f"{sample_rate} Hz at {fps} fps is not a whole number of samples per frame")
         self.spf = int(spf)
         self.next_frame = int(first_frame)
-        self._image = prepared.image
-        self._jaw_scale = prepared.fields.jaw_scale
-        self._renderer = FrameRenderer(prepared.image, prepared.fields)
-        self._context = int(np.ceil(WINDOW_CONTEXT * float(self.fps)))
-        self._lookahead = int(np.ceil(WINDOW_LOOKAHEAD * float(self.fps)))
-        # audio of the stream from global sample _base on: rendered context, then pending speech
+        self._renderer = FrameRenderer(prepared.image, prepared.fields, prepared.look, seed=animator.seed)
+        self._context = int(np.ceil(DRIVE_CONTEXT_S * float(self.fps)))
+        self._lookahead = int(np.ceil(DRIVE_LOOKAHEAD_S * float(self.fps)))
+        spec = animator.emotion if emotion is None else emotion
+        self._auto = spec == "auto"
+        self.track: ExpressionTrack = resolve_emotion(None if self._auto else spec)
+        # audio of the stream from global sample _base on: context, then pending speech
         self._base = self.next_frame * self.spf
         self._audio = np.zeros(0, np.float32)
-        self._speech_end = self._base  # global sample index where pushed speech ends
+        self._speech_end = self._base
         self._ended = True
         self._phonemes: deque[tuple[str, float, float]] = deque()  # global seconds
-        self._env: deque[float] = deque(maxlen=int(LEVEL_MEMORY_S * float(self.fps)))
-        self._env_pending = np.zeros(0, np.float32)  # samples of the current speech not yet measured
-        self._level_ref = DEFAULT_LEVEL_REF
+        self._drive: Any = None  # the computed drive of the next frames (a Drive window)
 
     # -- speech in ---------------------------------------------------------------------------
     def _cursor(self) -> int:
@@ -67,8 +80,6 @@ class VisemeStream:
         if audio.sample_rate != self.sample_rate:
             audio = audio.resample(self.sample_rate)
         start = max(self._speech_end, self._cursor())
-        if self._speech_end < self._cursor():  # speech starts anew at the next frame
-            self._env_pending = np.zeros(0, np.float32)
         self._ensure(start)
         self._audio = np.concatenate([self._audio[: start - self._base], audio.samples])
         offset = start / self.sample_rate
@@ -76,13 +87,16 @@ class VisemeStream:
             self._phonemes.append((p.phoneme, p.start + offset, p.end + offset))
         self._speech_end = start + len(audio.samples)
         self._ended = False
-        self._measure(audio.samples)
+        if self._auto and audio.text:
+            self.set_expression(expression_from_text(audio.text), frame=start // self.spf)
+        self._drive = None  # the frames ahead now have speech
 
     def end_speech(self) -> None:
         if self._speech_end > self._cursor():
             self._speech_end = -(-self._speech_end // self.spf) * self.spf
             self._ensure(self._speech_end)
         self._ended = True
+        self._drive = None
 
     def pending(self) -> int:
         left = self._speech_end - self._cursor()
@@ -102,10 +116,18 @@ class VisemeStream:
         limit = cursor / self.sample_rate
         self._phonemes = deque(p for p in self._phonemes if p[1] < limit)
         self._ended = True
+        self._drive = None
+
+    def set_expression(self, expression: Expression, *, frame: int | None = None) -> None:
+        """Ease towards ``expression`` from ``frame`` on (default: the next frame), e.g. the listening face."""
+        frame = self.next_frame if frame is None else max(int(frame), self.next_frame)
+        self.track = self.track.then(float(frame / self.fps), expression)
+        self._drive = None
 
     def close(self) -> None:
         self._audio = np.zeros(0, np.float32)
         self._phonemes.clear()
+        self._drive = None
 
     # -- frames out ----------------------------------------------------------------------------
     def render(self, n: int) -> FrameChunk:
@@ -115,39 +137,47 @@ class VisemeStream:
         if not self._ended and n > self.pending():
             raise ValueError(f"only {self.pending()} frames of speech are pending; push more or end the speech")
         f0 = self.next_frame
-        w0 = max(f0 - self._context, self._base // self.spf)
-        w1 = f0 + n + self._lookahead
-        window = self._window(w0 * self.spf, w1 * self.spf)
-        t0 = w0 / self.fps
-        phonemes = tuple(
-            PhonemeTiming(p, max(0.0, a - float(t0)), b - float(t0))
-            for p, a, b in self._phonemes
-            if b > float(t0) and a < float(w1 / self.fps)
-        )
-        an = self.animator
-        drive = compute_drive(
-            Audio(window, self.sample_rate, phonemes=phonemes),
-            float(self.fps),
-            w1 - w0,
-            seed=an.seed,
-            mouth_scale=an.mouth_scale / self._jaw_scale,
-            blink_rate=an.blink_rate,
-            head_motion=an.head_motion,
-            use_phonemes=an.use_phonemes,
-            first_frame=w0,
-            level_ref=self._level_ref,
-        )
-        frames = np.empty((n,) + self._image.shape, np.uint8)
+        drive = self._drive
+        if drive is None or drive.first_frame != f0 or len(drive) < n:
+            drive = self._compute(f0, n)
+        image = self.prepared.image
+        frames = np.empty((n,) + image.shape, np.uint8)
         for k in range(n):
-            i = f0 - w0 + k
-            frames[k] = self._image
-            w = self._renderer.weights(drive.jaw[i], drive.spread[i], drive.pucker[i], drive.blink[i], drive.head[i])
-            self._renderer.render(frames[k], w, float(drive.jaw[i]))
+            frames[k] = image
+            self._renderer.render(frames[k], drive.values[k])
         self.next_frame = f0 + n
+        self._drive = drive.window(f0 + n, drive.first_frame + len(drive)) if len(drive) > n else None
         self._trim()
         return FrameChunk(frames, f0)
 
     # -- internals -----------------------------------------------------------------------------
+    def _compute(self, f0: int, n: int):
+        """The drive of frames [f0, f0 + m), m >= n: as many as the known audio finalises (a block)."""
+        stop = f0 + max(n, DRIVE_BLOCK)
+        if not self._ended and self._speech_end > self._cursor():
+            stop = max(f0 + n, min(stop, self._speech_end // self.spf - self._lookahead))
+        w0 = max(f0 - self._context, self._base // self.spf)
+        w1 = stop + self._lookahead
+        t0 = float(w0 / self.fps)
+        t1 = float(w1 / self.fps)
+        phonemes = tuple(PhonemeTiming(p, max(0.0, a - t0), b - t0) for p, a, b in self._phonemes if b > t0 and a < t1)
+        window = Audio(self._window(w0 * self.spf, w1 * self.spf), self.sample_rate, phonemes=phonemes)
+        self._prune_track(t0)
+        drive = self.animator.drive(self.prepared, window, fps=float(self.fps), emotion=self.track,
+                                    first_frame=w0, n=w1 - w0)
+        return drive.window(f0, stop)
+
+    def _prune_track(self, t0: float) -> None:
+        """Forget expression keys that no window can reach any more (the track stays small)."""
+        keys = self.track.keys
+        keep = 0
+        for i in range(1, len(keys)):
+            if keys[i].time + self.track.transition_s <= t0:
+                keep = i
+        if keep:
+            first = keys[keep]
+            self.track = ExpressionTrack((type(first)(0.0, first.expression),) + keys[keep + 1 :], self.track.transition_s)
+
     def _ensure(self, end: int) -> None:
         """Extend the audio buffer with silence up to global sample ``end``."""
         have = self._base + len(self._audio)
@@ -167,22 +197,6 @@ class VisemeStream:
         if keep > self._base:
             self._audio = self._audio[keep - self._base :]
             self._base = keep
-        limit = (keep / self.sample_rate) - 1.0
+        limit = keep / self.sample_rate
         while self._phonemes and self._phonemes[0][2] < limit:
             self._phonemes.popleft()
-
-    def _measure(self, samples: np.ndarray) -> None:
-        """Update the loudness reference from the speech's per-frame RMS (recent speech only)."""
-        x = np.concatenate([self._env_pending, samples])
-        whole = len(x) // self.spf
-        if whole:
-            frames = x[: whole * self.spf].astype(np.float64).reshape(whole, self.spf)
-            self._env.extend(np.sqrt((frames**2).mean(axis=1)).tolist())
-        self._env_pending = x[whole * self.spf :]
-        env = np.asarray(self._env)
-        if env.size and env.max() > 1e-5:
-            loud = env[env > 0.1 * env.max()]
-            ref = float(np.percentile(loud, 90))
-            # few frames heard yet: do not let the first syllable set the scale alone
-            weight = min(1.0, env.size / (0.5 * float(self.fps)))
-            self._level_ref = weight * ref + (1 - weight) * max(ref, self._level_ref)
