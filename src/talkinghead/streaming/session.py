@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -127,6 +128,7 @@ class LiveSession:
         self._t_start: float | None = None
         self._f_start = first_frame
         self._render_seen = 0.0
+        self._heard: str | None = None  # the user's words, for the listening face (applied by the producer)
         self._closed = False
 
     # -- properties ----------------------------------------------------------------------------
@@ -197,6 +199,7 @@ class LiveSession:
         self._emit(TurnStarted(turn.id, source, self.next_frame))
         if question:
             self._emit(Caption("user", question, turn.id, self.next_frame))
+            self._heard = question
         threading.Thread(target=self._run, args=(turn, work, kw), name=f"talkinghead-turn-{turn.id}", daemon=True).start()
         return turn
 
@@ -255,6 +258,7 @@ class LiveSession:
                 raise NothingUnderstoodError(f"nothing was understood: {heard}; at least {av.min_words} are needed")
             turn.question = text
             self._emit(Caption("user", text, turn.id, self.next_frame))
+            self._heard = text
         assert text is not None
         messages = self.conversation.messages(text)
         llm = av._use(av.llm)
@@ -295,6 +299,8 @@ class LiveSession:
             if turn.metrics.tts_first_s is None:
                 turn.metrics.tts_first_s = time.perf_counter() - t0
             audio = spoken.audio.resample(self.clock.sample_rate)
+            if not audio.text:  # the animator may read it (emotion="auto")
+                audio = replace(audio, text=spoken.text)
             with self._lock:
                 turn.check()
                 seg = self._open(turn, spoken.text)
@@ -492,6 +498,8 @@ class LiveSession:
                     engine.wait(min(due - self.max_lead - now, 0.05))
                     continue
             self._check_deadline()
+            if self._heard is not None:
+                self._listen_face(self._heard)
             turn = self._turn
             busy = turn is not None and not turn.all_queued and not turn.done
             kind = "listening" if self._user_speaking or busy else "idle"
@@ -502,6 +510,15 @@ class LiveSession:
             engine.wait(0.01 if self.realtime else 0.05)
         self._account(chunk)
         return chunk
+
+    def _listen_face(self, text: str) -> None:
+        """While answering is prepared, the face reacts to the user's words (when it follows text)."""
+        self._heard = None
+        setter = getattr(self._stream, "set_expression", None)
+        if setter is not None and getattr(self._stream, "follows_text", False):
+            from ..expression import expression_from_text
+
+            setter(expression_from_text(text, listener=True))
 
     def _due(self, frame: int) -> float:
         assert self._t_start is not None

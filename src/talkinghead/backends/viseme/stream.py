@@ -118,6 +118,11 @@ class VisemeStream:
         self._ended = True
         self._drive = None
 
+    @property
+    def follows_text(self) -> bool:
+        """Whether the expression follows the words (``emotion="auto"``): spoken and heard."""
+        return self._auto
+
     def set_expression(self, expression: Expression, *, frame: int | None = None) -> None:
         """Ease towards ``expression`` from ``frame`` on (default: the next frame), e.g. the listening face."""
         frame = self.next_frame if frame is None else max(int(frame), self.next_frame)
