@@ -5,7 +5,7 @@ A backend implements one of these; :mod:`talkinghead.plugins` registers it under
 """
 
 from ..text import speakable_text
-from .animator import Animator, AnimatorStream, ProgressCallback, StreamingAnimator, frame_count
+from .animator import Animator, AnimatorStream, ProgressCallback, StreamingAnimator, check_render, frame_count
 from .asr import ASR
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
@@ -40,5 +40,6 @@ __all__ = [
     "PROTOCOLS",
     "ProgressCallback",
     "frame_count",
+    "check_render",
     "speakable_text",
 ]

@@ -112,6 +112,20 @@ class StreamingAnimator(Protocol):
         ...
 
 
+def check_render(n: int, pending: int, speech_ended: bool) -> int:
+    """Validate an :meth:`AnimatorStream.render` request; returns ``n`` as an int.
+
+    Raises:
+        ValueError: ``n < 1``, or more frames than the pending speech while it has not ended.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"render needs n >= 1, got {n}")
+    if not speech_ended and n > pending:
+        raise ValueError(f"only {pending} frames of speech are pending; push more or end the speech")
+    return n
+
+
 def frame_count(duration: float, fps: float) -> int:
     """The number of frames every animator renders for ``duration`` seconds at ``fps``.
 

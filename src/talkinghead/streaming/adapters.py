@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StageError
-from ..stages import frame_count, synthesize_sentences
+from ..stages import check_render, frame_count, synthesize_sentences
 from ..values import Audio, ChatMessage, FrameChunk, PhonemeTiming, SpokenSentence, VoiceProfile
 from .clock import StreamClock
 
@@ -136,11 +136,7 @@ class ClipAnimatorStream:
 
     # -- frames out ----------------------------------------------------------------------------
     def render(self, n: int) -> FrameChunk:
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"render needs n >= 1, got {n}")
-        if not self._ended and n > self.pending():
-            raise ValueError(f"only {self.pending()} frames of speech are pending; push more or end the speech")
+        n = check_render(n, self.pending(), self._ended)
         if n > self.ready() and self._buf_len >= self.spf:
             self._cut(self._buf_len // self.spf)  # render what is there now rather than wait for more
         out: list[np.ndarray] = []

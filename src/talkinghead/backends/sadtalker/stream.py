@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ...stages.animator import check_render
 from ...streaming.resample import StreamResampler
 from ...values import Audio, FrameChunk
 from .audio import MEL_STEP, mel_spectrogram
@@ -307,11 +308,7 @@ class SadTalkerStream:
 
     # -- frames out ----------------------------------------------------------------------------
     def render(self, n: int) -> FrameChunk:
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"render needs n >= 1, got {n}")
-        if self._segments and not self._segments[-1].ended and n > self.pending():
-            raise ValueError(f"only {self.pending()} frames of speech are pending; push more or end the speech")
+        n = check_render(n, self.pending(), not self._segments or self._segments[-1].ended)
         out: list[np.ndarray] = []
         while len(out) < n:
             g = self.next_frame + len(out)

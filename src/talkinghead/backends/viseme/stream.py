@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...expression import Expression, ExpressionTrack, expression_from_text, resolve_emotion
+from ...stages.animator import check_render
 from ...values import Audio, FrameChunk, PhonemeTiming
 from .timeline import DRIVE_CONTEXT_S, DRIVE_LOOKAHEAD_S
 
@@ -136,11 +137,7 @@ class VisemeStream:
 
     # -- frames out ----------------------------------------------------------------------------
     def render(self, n: int) -> FrameChunk:
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"render needs n >= 1, got {n}")
-        if not self._ended and n > self.pending():
-            raise ValueError(f"only {self.pending()} frames of speech are pending; push more or end the speech")
+        n = check_render(n, self.pending(), self._ended)
         f0 = self.next_frame
         drive = self._drive
         if drive is None or drive.first_frame != f0 or len(drive) < n:
