@@ -1,0 +1,1 @@
+"""``talkinghead eval``: placeholder replaced below."""
