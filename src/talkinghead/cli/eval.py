@@ -1,1 +1,5 @@
-"""``talkinghead eval``: placeholder replaced below."""
+"""``talkinghead eval`` (being written)."""
+
+
+def add_parsers(sub):
+    return None
