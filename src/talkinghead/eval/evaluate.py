@@ -32,7 +32,8 @@ __all__ = ["EvalReport", "evaluate", "THRESHOLDS"]
 #: Where a metric turns into a flag in the report (documented in docs/eval.md).
 THRESHOLDS = {
     "lip_sync_r": 0.3,  # best-lag Pearson r below this: the mouth does not follow the speech
-    "lip_sync_lag_frames": 1,  # |best lag| above this: audio and picture are out of step
+    "lip_sync_lag_frames": 1,
+    "mouth_range": 0.02,  # aperture spread (p95 - p5, inter-ocular units) below this: a still mouth, r not measured  # |best lag| above this: audio and picture are out of step
     "frozen_s": 0.5,  # a still picture at least this long is a frozen stretch
     "length_difference_s": 0.1,  # audio track and video differ by more than this
     "identity_drift_ssim": 0.1,  # face SSIM to the reference falls by more than this from start to end
@@ -151,7 +152,12 @@ def evaluate(
     # -- lip sync ---------------------------------------------------------------------------------------------
     aperture = curves["aperture"]
     lips: dict[str, Any] = {"max_lag": max_lag, "face_frames": int(np.isfinite(aperture).sum())}
-    if speech is not None and np.isfinite(aperture).sum() >= 8:
+    seen = aperture[np.isfinite(aperture)]
+    if seen.size:
+        lips["mouth_range"] = float(np.percentile(seen, 95) - np.percentile(seen, 5))
+    if speech is not None and seen.size >= 8 and lips["mouth_range"] < THRESHOLDS["mouth_range"]:
+        flags.append(f"the mouth hardly moves while there is sound (range {lips['mouth_range']:.3f})")
+    elif speech is not None and seen.size >= 8:
         by_lag = lag_correlations(aperture, envelope, max_lag)
         finite = {k: v for k, v in by_lag.items() if np.isfinite(v)}
         if finite:
