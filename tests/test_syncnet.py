@@ -110,8 +110,9 @@ def test_offsets_distances_and_confidence():
     assert scores["offset_frames"] == -2
     early = content[4:54]  # heard at i - 2: the audio leads
     assert sync_offsets(video, early, vshift=5)["offset_frames"] == 2
-    assert scores["lse_d"] < 1e-3 and scores["lse_c"] > 1.0
     unrelated = sync_offsets(video, rng.standard_normal((50, 16)), vshift=5)
+    # only the 2 positions whose partner falls past the end are far at the best offset
+    assert scores["lse_d"] < 0.1 * unrelated["lse_d"] and scores["lse_c"] > 1.0
     assert unrelated["lse_c"] < scores["lse_c"] / 4
 
 
