@@ -36,8 +36,13 @@ SENTENCES = [
 
 def write_jobs(folder: Path, n: int, size: int) -> Path:
     rows = [
-        {"id": f"b{i:03d}", "image": str(PORTRAIT), "text": SENTENCES[i % len(SENTENCES)], "output": f"out/b{i:03d}.mp4",
-         "max_size": size}
+        {
+            "id": f"b{i:03d}",
+            "image": str(PORTRAIT),
+            "text": SENTENCES[i % len(SENTENCES)],
+            "output": f"out/b{i:03d}.mp4",
+            "max_size": size,
+        }
         for i in range(n)
     ]
     path = folder / "jobs.jsonl"
@@ -54,15 +59,29 @@ def one(args: argparse.Namespace) -> None:
     plugins = ["talkinghead.testing:FakesPlugin"] if args.tts == "fake" else []
     t0 = time.perf_counter()
     result = run(
-        args.jobs_file, engine=engine, workers=int(workers), stages=stages, plugins=plugins, resume=False,
+        args.jobs_file,
+        engine=engine,
+        workers=int(workers),
+        stages=stages,
+        plugins=plugins,
+        resume=False,
         ray_init={"num_cpus": max(int(workers), 1)} if engine == "ray" else None,
     )
     wall = time.perf_counter() - t0
     setup = max((r.timings.get("setup", 0.0) for r in result.rendered), default=0.0)
-    print(json.dumps({
-        "config": args.one, "wall": wall, "jobs": len(result.rendered), "failed": len(result.failed),
-        "frames": result.frames, "video_s": sum(r.duration for r in result.rendered), "first_setup": setup,
-    }))
+    print(
+        json.dumps(
+            {
+                "config": args.one,
+                "wall": wall,
+                "jobs": len(result.rendered),
+                "failed": len(result.failed),
+                "frames": result.frames,
+                "video_s": sum(r.duration for r in result.rendered),
+                "first_setup": setup,
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -93,7 +112,9 @@ def main() -> int:
             cmd = [sys.executable, __file__, "--one", config, "--jobs-file", str(jobs), "--tts", args.tts]
             proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
             if proc.returncode != 0:
-                print(f"| {config} | failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode} |")
+                print(
+                    f"| {config} | failed: {(proc.stderr.strip().splitlines() or [proc.returncode])[-1]} |"
+                )
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
         base = base or r["wall"]

@@ -14,12 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
-from talkinghead.batch import Job, JobSpecError, read_jobs, read_report, resolve_jobs, run
-from talkinghead.batch.jobs import BadJob, Defaults, ResolvedJob
+from talkinghead.batch import Job, read_jobs, read_report, resolve_jobs, run
+from talkinghead.batch.jobs import Defaults, ResolvedJob
 from talkinghead.cli import main
 from talkinghead.errors import ConfigError
 from talkinghead.testing import tone_speech
@@ -76,8 +75,7 @@ def twenty_jobs(folder: Path, portrait: Path) -> Path:
 def comparable(records):
     """What must not depend on the engine: everything but timings, worker and engine names."""
     return [
-        (r.id, r.status, r.fingerprint, r.error, r.frames, r.duration, r.output_bytes, r.output_sha256)
-        for r in records
+        (r.id, r.status, r.fingerprint, r.error, r.frames, r.duration, r.output_bytes, r.output_sha256) for r in records
     ]
 
 
@@ -103,10 +101,14 @@ def test_bad_rows_become_failed_jobs_not_a_failed_batch(plugin, tmp_path, portra
     (tmp_path / "jobs.jsonl").write_text(
         json.dumps({"image": str(portrait_path), "text": "fine", "output": "ok.mp4"}) + "\n"
         "{not json\n"
-        + json.dumps({"image": str(portrait_path), "text": "x", "output": "o.mp4", "colour": "red"}) + "\n"
-        + json.dumps({"image": str(portrait_path), "text": "x", "output": "p.mp4", "animator.nope": 1}) + "\n"
-        + json.dumps({"image": str(portrait_path), "text": "x", "output": "ok.mp4"}) + "\n"
-        + json.dumps({"image": str(portrait_path), "text": "x", "output": str(portrait_path)}) + "\n"
+        + json.dumps({"image": str(portrait_path), "text": "x", "output": "o.mp4", "colour": "red"})
+        + "\n"
+        + json.dumps({"image": str(portrait_path), "text": "x", "output": "p.mp4", "animator.nope": 1})
+        + "\n"
+        + json.dumps({"image": str(portrait_path), "text": "x", "output": "ok.mp4"})
+        + "\n"
+        + json.dumps({"image": str(portrait_path), "text": "x", "output": str(portrait_path)})
+        + "\n"
     )
     resolved = resolve_jobs(read_jobs(tmp_path / "jobs.jsonl"), Defaults(stages=FAST))
     kinds = [type(j).__name__ for j in resolved]
@@ -121,7 +123,11 @@ def test_bad_rows_become_failed_jobs_not_a_failed_batch(plugin, tmp_path, portra
 
 @pytest.mark.parametrize(
     "content, message",
-    [("", "has no header row"), ("image,txt,output\n", "unknown column(s) 'txt'"), ("image,text,output\n", "has no jobs")],
+    [
+        ("", "has no header row"),
+        ("image,txt,output\n", "unknown column(s) 'txt'"),
+        ("image,text,output\n", "has no jobs"),
+    ],
 )
 def test_unusable_jobs_files_are_refused(tmp_path, content, message):
     path = tmp_path / "jobs.csv"
@@ -207,8 +213,21 @@ def test_cli_batch_prints_summary_and_exit_code(plugin, tmp_path, portrait_path)
     jobs = twenty_jobs(tmp_path, portrait_path)
     out, err = io.StringIO(), io.StringIO()
     code = main(
-        ["batch", str(jobs), "--tts", "fake", "--animator", "fake", "--set", "animator.size=64", "-q",
-         "--plugin", PLUGIN], out=out, err=err,
+        [
+            "batch",
+            str(jobs),
+            "--tts",
+            "fake",
+            "--animator",
+            "fake",
+            "--set",
+            "animator.size=64",
+            "-q",
+            "--plugin",
+            PLUGIN,
+        ],
+        out=out,
+        err=err,
     )
     assert code == 1, err.getvalue()  # two jobs failed
     text = out.getvalue()
@@ -273,8 +292,22 @@ def test_sigkill_mid_batch_loses_at_most_the_jobs_in_flight(tmp_path, portrait_p
     jobs.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = tmp_path / "jobs.report.jsonl"
     cmd = [
-        sys.executable, "-m", "talkinghead.cli", "batch", str(jobs), "-q", "--plugin", PLUGIN,
-        "--tts", "fake", "--animator", "slow", "--set", "animator.delay=0.08", "--workers", str(workers),
+        sys.executable,
+        "-m",
+        "talkinghead.cli",
+        "batch",
+        str(jobs),
+        "-q",
+        "--plugin",
+        PLUGIN,
+        "--tts",
+        "fake",
+        "--animator",
+        "slow",
+        "--set",
+        "animator.delay=0.08",
+        "--workers",
+        str(workers),
     ]
     proc = subprocess.Popen(cmd, env=_python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
@@ -299,7 +332,9 @@ def test_sigkill_mid_batch_loses_at_most_the_jobs_in_flight(tmp_path, portrait_p
     limit = time.monotonic() + 20
     while time.monotonic() < limit and any(Path(f"/proc/{p}").exists() for p in worker_pids):
         time.sleep(0.1)
-    alive = [p for p in worker_pids if Path(f"/proc/{p}/stat").exists() and " Z " not in Path(f"/proc/{p}/stat").read_text()]
+    alive = [
+        p for p in worker_pids if Path(f"/proc/{p}/stat").exists() and " Z " not in Path(f"/proc/{p}/stat").read_text()
+    ]
     assert not alive, f"worker processes outlived the killed batch: {alive}"
 
     resumed = subprocess.run(cmd, env=_python_env(), capture_output=True, text=True, timeout=300)

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_batch import FAST, FAST_OPTIONS, PLUGIN, SRC, TESTS, comparable, twenty_jobs  # noqa: E402
 
 from talkinghead.batch import run  # noqa: E402
@@ -108,7 +107,10 @@ def test_twenty_jobs_on_local_ray_cluster_match_the_local_engine(tmp_path, portr
     snapshot, report = tmp_path / "snapshot.json", tmp_path / "ray.jsonl"
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(jobs), str(report), str(snapshot), PLUGIN],
-        env=env, capture_output=True, text=True, timeout=420,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     assert child.returncode == 0, child.stderr[-3000:]
     snap = json.loads(snapshot.read_text())
@@ -127,10 +129,13 @@ def test_twenty_jobs_on_local_ray_cluster_match_the_local_engine(tmp_path, portr
     # resume on Ray: nothing finished is rendered again
     again = subprocess.run(
         [sys.executable, "-c", CHILD, str(jobs), str(report), str(tmp_path / "snap2.json"), PLUGIN],
-        env=env, capture_output=True, text=True, timeout=420,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    second = list(iter_records(report))[len(ray_records):]
+    second = list(iter_records(report))[len(ray_records) :]
     assert sorted(r.status for r in second) == ["error"] * 2 + ["skipped"] * 18
 
 

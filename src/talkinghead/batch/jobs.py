@@ -103,7 +103,9 @@ class Job:
             elif "." in key:
                 stage, _, name = key.rpartition(".")
                 if stage not in RENDER_STAGES:
-                    raise JobSpecError(f"column {key!r}: unknown stage {stage!r}; use one of {', '.join(RENDER_STAGES)}")
+                    raise JobSpecError(
+                        f"column {key!r}: unknown stage {stage!r}; use one of {', '.join(RENDER_STAGES)}"
+                    )
                 options.setdefault(stage, {})[name] = value
             else:
                 raise JobSpecError(
@@ -257,7 +259,9 @@ def _read_csv(data: str, base: Path, *, delimiter: str, name: str) -> list[Job |
         if not any((v or "").strip() for k, v in row.items() if k is not None):
             continue
         if None in row:  # more cells than header columns
-            jobs.append(BadJob(len(jobs), str(line), line, None, JobSpecError(f"line {line} has more cells than the header")))
+            jobs.append(
+                BadJob(len(jobs), str(line), line, None, JobSpecError(f"line {line} has more cells than the header"))
+            )
             continue
         jobs.append(_job_or_bad(row, len(jobs), line, base))
     return jobs
@@ -321,13 +325,26 @@ def resolve_jobs(jobs: Sequence[Job | BadJob | Mapping[str, Any]], defaults: Def
             continue
         real = _real(job.output)
         if real in inputs:
-            out[k] = BadJob(job.index, job.id, job.line, job.output, JobSpecError(
-                f"output {job.output} is an input of this batch; choose another output path (inputs are never overwritten)"
-            ))
+            out[k] = BadJob(
+                job.index,
+                job.id,
+                job.line,
+                job.output,
+                JobSpecError(
+                    f"output {job.output} is an input of this batch; choose another output path "
+                    "(inputs are never overwritten)"
+                ),
+            )
         elif real in seen:
-            out[k] = BadJob(job.index, job.id, job.line, job.output, JobSpecError(
-                f"output {job.output} is also the output of job {seen[real]!r}; give every job its own output"
-            ))
+            out[k] = BadJob(
+                job.index,
+                job.id,
+                job.line,
+                job.output,
+                JobSpecError(
+                    f"output {job.output} is also the output of job {seen[real]!r}; give every job its own output"
+                ),
+            )
         else:
             seen[real] = job.id
     return out
@@ -418,7 +435,9 @@ def _typed(stage: str, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if params and key not in params:
-            raise JobSpecError(f"{stage} backend {name!r} has no option {key!r}; options: {', '.join(params) or 'none'}")
+            raise JobSpecError(
+                f"{stage} backend {name!r} has no option {key!r}; options: {', '.join(params) or 'none'}"
+            )
         out[key] = convert_value(value, hints.get(key, Any), f"{stage}.{key}") if isinstance(value, str) else value
     return out
 

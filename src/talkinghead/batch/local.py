@@ -29,7 +29,10 @@ class _Worker:
         self.number = number
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
-            target=_worker_main, args=(child, tuple(plugins), log_level), name=f"talkinghead-batch-{number}", daemon=True
+            target=_worker_main,
+            args=(child, tuple(plugins), log_level),
+            name=f"talkinghead-batch-{number}",
+            daemon=True,
         )
         self.process.start()
         child.close()

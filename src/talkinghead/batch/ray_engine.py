@@ -47,7 +47,9 @@ class RenderActor:
         self.cache = ModelCache()
         self.queue = queue
 
-    def render(self, job: ResolvedJob, inputs: Mapping[str, bytes], shared: bool) -> tuple[dict[str, Any], bytes | None]:
+    def render(
+        self, job: ResolvedJob, inputs: Mapping[str, bytes], shared: bool
+    ) -> tuple[dict[str, Any], bytes | None]:
         from .render import render_job
 
         def progress(done: int, total: int) -> None:

@@ -19,7 +19,7 @@ from .jobs import ResolvedJob
 
 log = logging.getLogger(__name__)
 
-__all__ = ["render_job", "load_plugins", "error_info"]
+__all__ = ["error_info", "load_plugins", "render_job"]
 
 FrameProgress = Callable[[int, int], None]
 

@@ -22,7 +22,7 @@ from ..errors import OutputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobRecord", "Report", "read_report", "file_sha256"]
+__all__ = ["JobRecord", "Report", "file_sha256", "read_report"]
 
 STATUSES = ("ok", "error", "skipped")
 

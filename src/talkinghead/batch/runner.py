@@ -13,7 +13,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ from .report import JobRecord, Report, file_sha256, read_report
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "BatchResult", "BatchProgress", "ENGINES"]
+__all__ = ["ENGINES", "BatchProgress", "BatchResult", "run"]
 
 ENGINES = ("local", "ray")
 
@@ -218,8 +218,12 @@ def run(
         from .ray_engine import RayEngine
 
         runner: Engine = RayEngine(
-            workers=workers, address=address, num_gpus=num_gpus, plugins=plugins,
-            shared_storage=shared_storage, ray_init=ray_init,
+            workers=workers,
+            address=address,
+            num_gpus=num_gpus,
+            plugins=plugins,
+            shared_storage=shared_storage,
+            ray_init=ray_init,
         )
     elif workers > 1:
         from .local import ProcessEngine
@@ -281,9 +285,16 @@ def _drive(
         job = running.pop(index)
         outcome, worker = event[2], event[3]
         record = JobRecord(
-            id=job.id, line=job.line, output=job.output, status=outcome["status"], fingerprint=job.fingerprint,
-            error=outcome.get("error"), frames=int(outcome.get("frames") or 0),
-            duration=float(outcome.get("duration") or 0.0), timings=dict(outcome.get("timings") or {}), worker=worker,
+            id=job.id,
+            line=job.line,
+            output=job.output,
+            status=outcome["status"],
+            fingerprint=job.fingerprint,
+            error=outcome.get("error"),
+            frames=int(outcome.get("frames") or 0),
+            duration=float(outcome.get("duration") or 0.0),
+            timings=dict(outcome.get("timings") or {}),
+            worker=worker,
         )
         if record.status == "ok":
             stat = file_sha256(job.output)
@@ -306,8 +317,15 @@ def _drive(
             if stat is not None and stat == (before.output_bytes, before.output_sha256):
                 finish(
                     JobRecord(
-                        id=job.id, line=job.line, output=job.output, status="skipped", fingerprint=job.fingerprint,
-                        frames=before.frames, duration=before.duration, output_bytes=stat[0], output_sha256=stat[1],
+                        id=job.id,
+                        line=job.line,
+                        output=job.output,
+                        status="skipped",
+                        fingerprint=job.fingerprint,
+                        frames=before.frames,
+                        duration=before.duration,
+                        output_bytes=stat[0],
+                        output_sha256=stat[1],
                     ),
                     job.index,
                 )
@@ -316,8 +334,17 @@ def _drive(
             os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
         except OSError as exc:
             err = OutputError(f"cannot create the folder of {job.output}: {exc.strerror or exc}")
-            finish(JobRecord(id=job.id, line=job.line, output=job.output, status="error",
-                             fingerprint=job.fingerprint, error=error_info(err)), job.index)
+            finish(
+                JobRecord(
+                    id=job.id,
+                    line=job.line,
+                    output=job.output,
+                    status="error",
+                    fingerprint=job.fingerprint,
+                    error=error_info(err),
+                ),
+                job.index,
+            )
             continue
         queue.append(job)
 

@@ -1,5 +1,5 @@
-"""What every command shares: typed ``--set`` parsing (from :mod:`talkinghead.options`), the progress bar, the render flags and
-building an :class:`~talkinghead.Avatar` from parsed flags.
+"""What every command shares: typed ``--set`` parsing (from :mod:`talkinghead.options`), the progress
+bar, the render flags and building an :class:`~talkinghead.Avatar` from parsed flags.
 
 Flags are parsed here into typed values; nothing below the ``cli`` package sees argparse.
 """

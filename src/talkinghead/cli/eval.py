@@ -59,11 +59,18 @@ def _one(video: Path, args: argparse.Namespace, out: TextIO, many: bool) -> dict
     from ..eval import evaluate
 
     report = evaluate(
-        video, reference=args.reference, audio=args.audio, syncnet=args.syncnet, max_lag=args.max_lag, device=args.device
+        video,
+        reference=args.reference,
+        audio=args.audio,
+        syncnet=args.syncnet,
+        max_lag=args.max_lag,
+        device=args.device,
     )
     json_path, plot_path = _outputs(video, args, many)
     for p in (json_path, plot_path):
-        if p is not None and p.resolve() in {video.resolve()} | ({Path(args.reference).resolve()} if args.reference else set()):
+        if p is not None and p.resolve() in {video.resolve()} | (
+            {Path(args.reference).resolve()} if args.reference else set()
+        ):
             raise ConfigError(f"{p} is an input; choose another output path")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(json_path, (report.to_json(curves=args.curves) + "\n").encode())
@@ -76,7 +83,9 @@ def _one(video: Path, args: argparse.Namespace, out: TextIO, many: bool) -> dict
     data = json.loads(report.to_json())
     lips = data.get("lip_sync", {})
     line = f"{video}: lip sync r={_fmt(lips.get('r'))} lag={lips.get('lag_frames')} frames"
-    line += f", blinks/min={_fmt(data['blinks'].get('per_minute'))}, face SSIM={_fmt(data['identity'].get('ssim_mean'))}"
+    line += (
+        f", blinks/min={_fmt(data['blinks'].get('per_minute'))}, face SSIM={_fmt(data['identity'].get('ssim_mean'))}"
+    )
     if "syncnet" in data:
         line += f", LSE-D={_fmt(data['syncnet'].get('lse_d'))} LSE-C={_fmt(data['syncnet'].get('lse_c'))}"
     out.write(line + f"  -> {json_path}" + (f", {plot_path}" if plot_path else "") + "\n")
@@ -128,8 +137,11 @@ def cmd_eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     summary = folder / "eval-summary.jsonl"
     lines = [json.dumps(r) for r in rows] + [json.dumps({"mean": means, "videos": len(videos), "failed": failed})]
     _write_atomic(summary, ("\n".join(lines) + "\n").encode())
-    out.write(f"{len(videos)} videos, {failed} failed; means: "
-              + ", ".join(f"{k}={_fmt(v)}" for k, v in means.items() if v is not None) + f"\nsummary: {summary}\n")
+    out.write(
+        f"{len(videos)} videos, {failed} failed; means: "
+        + ", ".join(f"{k}={_fmt(v)}" for k, v in means.items() if v is not None)
+        + f"\nsummary: {summary}\n"
+    )
     return 1 if failed else 0
 
 

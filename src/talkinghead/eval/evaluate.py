@@ -27,13 +27,13 @@ from .metrics import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalReport", "evaluate", "THRESHOLDS"]
+__all__ = ["THRESHOLDS", "EvalReport", "evaluate"]
 
 #: Where a metric turns into a flag in the report (documented in docs/eval.md).
 THRESHOLDS = {
     "lip_sync_r": 0.3,  # best-lag Pearson r below this: the mouth does not follow the speech
-    "lip_sync_lag_frames": 1,
-    "mouth_range": 0.02,  # aperture spread (p95 - p5, inter-ocular units) below this: a still mouth, r not measured  # |best lag| above this: audio and picture are out of step
+    "lip_sync_lag_frames": 1,  # |best lag| above this: audio and picture are out of step
+    "mouth_range": 0.02,  # aperture spread (p95 - p5, inter-ocular units) under this: a still mouth, no r
     "frozen_s": 0.5,  # a still picture at least this long is a frozen stretch
     "length_difference_s": 0.1,  # audio track and video differ by more than this
     "identity_drift_ssim": 0.1,  # face SSIM to the reference falls by more than this from start to end
@@ -117,9 +117,7 @@ def evaluate(
     speech = track if track is not None else given
     n = curves.n_frames
     video_s = n / fps
-    envelope = (
-        speech_envelope(speech.samples, speech.sample_rate, fps, n) if speech is not None else np.full(n, np.nan)
-    )
+    envelope = speech_envelope(speech.samples, speech.sample_rate, fps, n) if speech is not None else np.full(n, np.nan)
     data: dict[str, Any] = {
         "video": os.fspath(video),
         "fps": fps,

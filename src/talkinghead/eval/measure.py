@@ -29,7 +29,7 @@ from .metrics import frame_difference, laplacian_variance, psnr, ssim
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Curves", "FaceTracker", "read_frames", "measure_frames", "face_features", "CROP"]
+__all__ = ["CROP", "Curves", "FaceTracker", "face_features", "measure_frames", "read_frames"]
 
 IRIS_A, IRIS_B = 468, 473
 LIP_UPPER, LIP_LOWER = 13, 14
@@ -38,8 +38,44 @@ EYE_B = (386, 374, 362, 263)
 NOSE_TIP = 1
 #: Points that do not move when the mouth moves (eye corners, nose bridge and tip, forehead, cheeks).
 STABLE = (33, 133, 362, 263, 168, 6, 197, 1, 10, 234, 454)
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FACE_OVAL = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+)
 #: Side of the aligned face crop used for SSIM, PSNR and sharpness.
 CROP = 128
 
@@ -181,7 +217,9 @@ class _Aligner:
         scale = float(np.sqrt(abs(np.linalg.det(full[:2, :2]))))
         if scale < 0.9:  # shrink with an area filter first: warping alone would alias (false sharpness)
             h, w = image.shape[:2]
-            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(
+                image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+            )
             full = full @ np.diag([w / image.shape[1], h / image.shape[0], 1.0])
         out = cv2.warpAffine(image, full[:2], (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)

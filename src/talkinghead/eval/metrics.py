@@ -9,20 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "best_lag_correlation",
-    "lag_correlations",
-    "speech_envelope",
-    "silent_stretches",
-    "blink_events",
-    "head_motion_stats",
-    "frame_difference",
-    "duplicate_frames",
-    "frozen_runs",
-    "ssim",
-    "psnr",
-    "laplacian_variance",
-    "envelope_offset",
     "Runs",
+    "best_lag_correlation",
+    "blink_events",
+    "duplicate_frames",
+    "envelope_offset",
+    "frame_difference",
+    "frozen_runs",
+    "head_motion_stats",
+    "lag_correlations",
+    "laplacian_variance",
+    "psnr",
+    "silent_stretches",
+    "speech_envelope",
+    "ssim",
 ]
 
 

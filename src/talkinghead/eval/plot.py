@@ -36,7 +36,7 @@ def _scaled(v: np.ndarray) -> np.ndarray:
     return (v - lo) / (hi - lo) if hi > lo else np.where(ok, 0.5, np.nan)
 
 
-def plot_report(report) -> "PIL.Image.Image":  # noqa: F821
+def plot_report(report) -> PIL.Image.Image:  # noqa: F821
     """Draw ``report`` (an :class:`~talkinghead.eval.EvalReport`) as an RGB image."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -44,12 +44,25 @@ def plot_report(report) -> "PIL.Image.Image":  # noqa: F821
     fps, n = c.fps, c.n_frames
     ref_sharp = c.reference_sharpness if c.reference_sharpness and c.reference_sharpness > 0 else np.nan
     panels: list[tuple[str, Sequence[tuple[str, np.ndarray]], tuple[float, float] | None, list]] = [
-        ("mouth aperture vs speech (0-1)", [("aperture", _scaled(c["aperture"])), ("envelope", _scaled(report.envelope))],
-         (0.0, 1.0), []),
+        (
+            "mouth aperture vs speech (0-1)",
+            [("aperture", _scaled(c["aperture"])), ("envelope", _scaled(report.envelope))],
+            (0.0, 1.0),
+            [],
+        ),
         ("eye openness (blinks shaded)", [("openness", c["openness"])], None, report.blinks),
-        ("head: roll (deg/10), yaw, pitch", [("roll", c["roll"] / 10), ("yaw", c["yaw"]), ("pitch", c["pitch"])], None, []),
-        ("face SSIM to reference / sharpness ratio", [("ssim", c["ssim"]), ("sharpness", c["sharpness"] / ref_sharp)],
-         None, []),
+        (
+            "head: roll (deg/10), yaw, pitch",
+            [("roll", c["roll"] / 10), ("yaw", c["yaw"]), ("pitch", c["pitch"])],
+            None,
+            [],
+        ),
+        (
+            "face SSIM to reference / sharpness ratio",
+            [("ssim", c["ssim"]), ("sharpness", c["sharpness"] / ref_sharp)],
+            None,
+            [],
+        ),
         ("frame change (frozen shaded)", [("difference", c["difference"])], None, report.frozen),
     ]
     height = GAP + len(panels) * (PANEL + GAP) + 20

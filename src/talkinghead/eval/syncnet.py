@@ -37,14 +37,14 @@ from ..errors import MissingDependencyError, ModelLoadError, WeightsMissingError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "SYNCNET_FPS",
+    "VSHIFT",
     "build_syncnet",
     "load_syncnet",
     "mfcc_features",
     "sync_offsets",
     "syncnet_crops",
     "syncnet_scores",
-    "SYNCNET_FPS",
-    "VSHIFT",
 ]
 
 SYNCNET_FPS = 25
@@ -89,12 +89,17 @@ def _torch():
 
 def _stack(layers: Sequence[tuple[str, dict[str, Any]]], dims: int):
     nn = _torch().nn
-    conv, norm, pool = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
+    conv, norm, pool = (
+        (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d)
+    )
     modules = []
     for kind, a in layers:
         if kind == "conv":
-            modules += [conv(a["cin"], a["cout"], kernel_size=a["k"], stride=a["s"], padding=a["p"]), norm(a["cout"]),
-                        nn.ReLU(inplace=True)]
+            modules += [
+                conv(a["cin"], a["cout"], kernel_size=a["k"], stride=a["s"], padding=a["p"]),
+                norm(a["cout"]),
+                nn.ReLU(inplace=True),
+            ]
         else:
             modules.append(pool(kernel_size=a["k"], stride=a["s"], padding=a.get("p", 0)))
     return nn.Sequential(*modules)
@@ -106,7 +111,7 @@ def _head(embedding: int):
 
 
 def build_syncnet(embedding: int = EMBEDDING):
-    """An untrained SyncNet: ``.audio(mfcc (N, 1, 13, 20))`` and ``.lips(frames (N, 3, 5, 224, 224))`` → (N, embedding)."""
+    """An untrained SyncNet: ``.audio(mfcc (N, 1, 13, 20))``, ``.lips(frames (N, 3, 5, 224, 224))`` → (N, 1024)."""
     torch = _torch()
 
     class SyncNet(torch.nn.Module):
@@ -137,7 +142,8 @@ def load_syncnet(path: str | os.PathLike, device: str = "cpu"):
     if not os.path.isfile(path):
         raise WeightsMissingError(
             f"SyncNet weights not found at {path}. talkinghead does not ship them; download syncnet_v2.model "
-            "from the SyncNet authors and pass its path with --syncnet", [os.fspath(path)]
+            "from the SyncNet authors and pass its path with --syncnet",
+            [os.fspath(path)],
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -147,7 +153,7 @@ def load_syncnet(path: str | os.PathLike, device: str = "cpu"):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    state = {k[len("__S__."):] if k.startswith("__S__.") else k: v for k, v in state.items()}
+    state = {k.removeprefix("__S__."): v for k, v in state.items()}
     model = build_syncnet()
     own = model.state_dict()
     wanted = {k for k in own if not k.endswith("num_batches_tracked")}
@@ -156,11 +162,13 @@ def load_syncnet(path: str | os.PathLike, device: str = "cpu"):
     bad = sorted(k for k in wanted & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
     if missing or unexpected or bad:
         detail = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"missing {len(missing)} (e.g. {missing[0]})" if missing else "",
                 f"unexpected {len(unexpected)} (e.g. {unexpected[0]})" if unexpected else "",
                 f"wrong shape: {bad[0]} {tuple(state[bad[0]].shape)} vs {tuple(own[bad[0]].shape)}" if bad else "",
-            ) if part
+            )
+            if part
         )
         raise ModelLoadError(f"{path} is not a SyncNet (syncnet_v2) checkpoint: {detail}")
     model.load_state_dict({**own, **{k: state[k] for k in wanted}})
@@ -222,7 +230,10 @@ def syncnet_crops(frames: Iterator[np.ndarray], fps: float, boxes: np.ndarray) -
             pad = int(s * (1 + 2 * CROP_SCALE))
             bgr = np.pad(frame[:, :, ::-1], ((pad, pad), (pad, pad), (0, 0)), constant_values=110)
             y, x = cy[i] + pad, cx[i] + pad
-            face = bgr[int(y - s): int(y + s * (1 + 2 * CROP_SCALE)), int(x - s * (1 + CROP_SCALE)): int(x + s * (1 + CROP_SCALE))]
+            face = bgr[
+                int(y - s) : int(y + s * (1 + 2 * CROP_SCALE)),
+                int(x - s * (1 + CROP_SCALE)) : int(x + s * (1 + CROP_SCALE)),
+            ]
             out[k] = cv2.resize(face, (224, 224))
             k += 1
         if k >= count:
