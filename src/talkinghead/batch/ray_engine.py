@@ -146,7 +146,12 @@ class RayEngine:
             except ray.exceptions.RayActorError as exc:
                 log.warning("ray actor %s died while rendering job %s: %s", worker, job.id, exc)
                 self._actors[self._actors.index(actor)] = self._new_actor()
-                outcome, data = _crashed(f"the Ray actor died while rendering this job ({type(exc).__name__})"), None
+                cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+                outcome = _crashed(
+                    f"the Ray actor died while rendering this job (out of memory, a crash in a "
+                    f"backend, or it could not start: {cause})"
+                )
+                data = None
             except ray.exceptions.RayError as exc:
                 outcome, data = _crashed(f"Ray failed to run this job: {exc}"), None
             if outcome["status"] == "ok" and not self.shared:
