@@ -175,6 +175,18 @@ def test_jobs_file_cli_errors_exit_1(tmp_path):
 
 
 # -- running ------------------------------------------------------------------------------------------------
+def test_resume_skips_a_finished_job(plugin, tmp_path, portrait_path):
+    rows = [{"image": str(portrait_path), "text": "hi there", "output": str(tmp_path / "a.mp4")}]
+    report = tmp_path / "r.jsonl"
+    options = {"animator": {"size": "32"}}
+    first = run(rows, report=report, stages=FAST, options=options)
+    assert [r.status for r in first.records] == ["ok"]
+    second = run(rows, report=report, stages=FAST, options=options)
+    assert [r.status for r in second.records] == ["skipped"]
+    assert second.records[0].output_sha256 == first.records[0].output_sha256
+
+
+@pytest.mark.slow
 def test_failing_jobs_are_reported_and_the_batch_goes_on_then_resume_skips_done_jobs(plugin, tmp_path, portrait_path):
     jobs = twenty_jobs(tmp_path, portrait_path)
     report = tmp_path / "report.jsonl"
@@ -209,6 +221,7 @@ def test_failing_jobs_are_reported_and_the_batch_goes_on_then_resume_skips_done_
     assert len(forced.rendered) == 18
 
 
+@pytest.mark.slow
 def test_cli_batch_prints_summary_and_exit_code(plugin, tmp_path, portrait_path):
     jobs = twenty_jobs(tmp_path, portrait_path)
     out, err = io.StringIO(), io.StringIO()
