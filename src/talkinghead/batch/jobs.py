@@ -181,6 +181,10 @@ class ResolvedJob:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def bad(self, error: TalkingHeadError) -> BadJob:
+        """This job, failed before it ran."""
+        return BadJob(self.index, self.id, self.line, self.output, error)
+
 
 @dataclass(frozen=True)
 class BadJob:
@@ -325,25 +329,15 @@ def resolve_jobs(jobs: Sequence[Job | BadJob | Mapping[str, Any]], defaults: Def
             continue
         real = _real(job.output)
         if real in inputs:
-            out[k] = BadJob(
-                job.index,
-                job.id,
-                job.line,
-                job.output,
+            out[k] = job.bad(
                 JobSpecError(
                     f"output {job.output} is an input of this batch; choose another output path "
                     "(inputs are never overwritten)"
-                ),
+                )
             )
         elif real in seen:
-            out[k] = BadJob(
-                job.index,
-                job.id,
-                job.line,
-                job.output,
-                JobSpecError(
-                    f"output {job.output} is also the output of job {seen[real]!r}; give every job its own output"
-                ),
+            out[k] = job.bad(
+                JobSpecError(f"output {job.output} is also the output of job {seen[real]!r}; give every job its own")
             )
         else:
             seen[real] = job.id

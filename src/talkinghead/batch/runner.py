@@ -275,6 +275,12 @@ def _drive(
         frames_live.pop(index, None)
         notify()
 
+    def make_record(job: ResolvedJob | BadJob, status: str, **values: Any) -> JobRecord:
+        return JobRecord(
+            id=job.id, line=job.line, output=job.output, status=status,
+            fingerprint=getattr(job, "fingerprint", None), **values,
+        )  # fmt: skip
+
     def on_event(event: Event) -> None:
         kind, index = event[0], event[1]
         if kind == "progress":
@@ -284,18 +290,10 @@ def _drive(
             return
         job = running.pop(index)
         outcome, worker = event[2], event[3]
-        record = JobRecord(
-            id=job.id,
-            line=job.line,
-            output=job.output,
-            status=outcome["status"],
-            fingerprint=job.fingerprint,
-            error=outcome.get("error"),
-            frames=int(outcome.get("frames") or 0),
-            duration=float(outcome.get("duration") or 0.0),
-            timings=dict(outcome.get("timings") or {}),
-            worker=worker,
-        )
+        record = make_record(
+            job, outcome["status"], error=outcome.get("error"), frames=int(outcome.get("frames") or 0),
+            duration=float(outcome.get("duration") or 0.0), timings=dict(outcome.get("timings") or {}), worker=worker,
+        )  # fmt: skip
         if record.status == "ok":
             stat = file_sha256(job.output)
             if stat is None:
@@ -306,45 +304,20 @@ def _drive(
 
     for job in resolved:
         if isinstance(job, BadJob):
-            finish(
-                JobRecord(id=job.id, line=job.line, output=job.output, status="error", error=error_info(job.error)),
-                job.index,
-            )
+            finish(make_record(job, "error", error=error_info(job.error)), job.index)
             continue
         before = previous.get(os.path.abspath(job.output))
         if before is not None and before.fingerprint == job.fingerprint:
             stat = file_sha256(job.output)
             if stat is not None and stat == (before.output_bytes, before.output_sha256):
-                finish(
-                    JobRecord(
-                        id=job.id,
-                        line=job.line,
-                        output=job.output,
-                        status="skipped",
-                        fingerprint=job.fingerprint,
-                        frames=before.frames,
-                        duration=before.duration,
-                        output_bytes=stat[0],
-                        output_sha256=stat[1],
-                    ),
-                    job.index,
-                )
+                done = {"frames": before.frames, "duration": before.duration}
+                finish(make_record(job, "skipped", output_bytes=stat[0], output_sha256=stat[1], **done), job.index)
                 continue
         try:
             os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
         except OSError as exc:
             err = OutputError(f"cannot create the folder of {job.output}: {exc.strerror or exc}")
-            finish(
-                JobRecord(
-                    id=job.id,
-                    line=job.line,
-                    output=job.output,
-                    status="error",
-                    fingerprint=job.fingerprint,
-                    error=error_info(err),
-                ),
-                job.index,
-            )
+            finish(make_record(job, "error", error=error_info(err)), job.index)
             continue
         queue.append(job)
 
