@@ -67,6 +67,21 @@ with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
     for jid in ids:
         r = client.get(f"/v1/videos/{jid}/content")
         result["downloads"][jid] = [r.status_code, r.content[4:8].decode("latin-1"), r.headers["x-talkinghead-replica"]]
+# concurrent read-modify-writes through the shared store never lose an update
+import threading
+from talkinghead.server.ray_serve import RayStore
+from talkinghead.server.store import new_id
+store = RayStore(Path(tmp) / "cas", actor_name="talkinghead-store-cas")
+rid = new_id("job")
+store.put("job", rid, {"n": 0})
+def bump(record):
+    record["n"] += 1
+threads = [threading.Thread(target=lambda: [store.update("job", rid, bump) for _ in range(25)]) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+result["counter"] = store.get("job", rid)["n"]
 Path(out).write_text(json.dumps(result))
 serve.shutdown()
 ray.shutdown()
@@ -97,3 +112,4 @@ def test_jobs_spread_over_two_replicas_and_any_replica_answers(tmp_path):
         if any(r != made for r in result["polled"][jid]) or result["downloads"][jid][2] != made
     ]  # fmt: skip
     assert crossed, result
+    assert result["counter"] == 100
