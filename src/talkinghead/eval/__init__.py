@@ -10,7 +10,7 @@ frozen or duplicated frames — and LSE-C / LSE-D through SyncNet when its weigh
 from __future__ import annotations
 
 from .evaluate import THRESHOLDS, EvalReport, evaluate
-from .measure import lip_apertures
+from .measure import frame_landmarks, lip_apertures
 from .metrics import best_lag_correlation, lag_correlations, silent_stretches
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "EvalReport",
     "best_lag_correlation",
     "evaluate",
+    "frame_landmarks",
     "lag_correlations",
     "lip_apertures",
     "silent_stretches",

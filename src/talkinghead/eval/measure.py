@@ -141,29 +141,36 @@ def read_frames(path: str | os.PathLike) -> tuple[float, Iterator[np.ndarray]]:
 
 
 class FaceTracker:
-    """Face-mesh points of one face per frame.
+    """The 478-point face mesh of one face per frame, through the face wing's
+    :class:`~talkinghead.face.landmarks.MeshLandmarks` (mediapipe, or LiteRT without mediapipe).
 
-    The mesh runs on the whole frame first (its own detector then finds the face, which keeps the
-    points steadiest); when that finds nothing (a small face in a large frame), the face detector
-    finds the face and the mesh runs on a crop around it.
+    Faces are detected in every frame (full-range, short-range, padded and tiled passes), the
+    largest is measured.
     """
 
-    def __init__(self) -> None:
-        from ..backends.viseme.landmarks import FaceMeshDetector
+    def __init__(self, backend: str = "auto") -> None:
+        from ..face.landmarks import MeshLandmarks
 
-        self.detector = FaceMeshDetector(max_faces=1)
+        self.landmarks = MeshLandmarks(backend, max_faces=1)
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        from ..face.mediapipe_mesh import MESH_CROP
+        from ..values import Face
+
+        image = np.ascontiguousarray(image)
         h, w = image.shape[:2]
-        pts = self.detector.mesh(image, (0.0, 0.0, float(w), float(h)))
+        # First the whole frame (a square around it), where the mesh finds the face by itself: its
+        # points are the steadiest there. Then the detector's face, for small faces in large frames.
+        half = max(w, h) / MESH_CROP / 2
+        whole = Face((w / 2 - half, h / 2 - half, w / 2 + half, h / 2 + half))
+        pts = self.landmarks.backend.mesh(image, whole)
         if pts is None:
-            faces = self.detector.detect(image)
-            if faces:
-                pts = self.detector.mesh(image, faces[0].box)
-        return pts if pts is not None and len(pts) >= 478 else None
+            faces = self.landmarks.faces(image)
+            pts = faces[0].landmarks if faces else None
+        return np.asarray(pts, np.float64) if pts is not None and len(pts) >= 478 else None
 
     def close(self) -> None:
-        self.detector.close()
+        self.landmarks.close()
 
 
 def face_features(pts: np.ndarray) -> dict[str, float]:
@@ -334,15 +341,22 @@ def _oval_box(pts: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
-def lip_apertures(frames: np.ndarray) -> np.ndarray:
-    """Mouth aperture (inner-lip gap over inter-ocular distance) of each frame; NaN where no face."""
+def frame_landmarks(frames: np.ndarray) -> np.ndarray:
+    """(N, 478, 2) face-mesh points in pixels of each frame (NaN where no face), as :class:`FaceTracker` finds them."""
     tracker = FaceTracker()
-    out = np.full(len(frames), np.nan)
+    out = np.full((len(frames), 478, 2), np.nan)
     try:
         for i, frame in enumerate(frames):
-            pts = tracker(np.ascontiguousarray(frame))
+            pts = tracker(frame)
             if pts is not None:
-                out[i] = face_features(pts).get("aperture", np.nan)
+                out[i] = pts[:478]
     finally:
         tracker.close()
     return out
+
+
+def lip_apertures(frames: np.ndarray) -> np.ndarray:
+    """Mouth aperture (inner-lip gap over inter-ocular distance) of each frame; NaN where no face."""
+    pts = frame_landmarks(frames)
+    iod = np.linalg.norm(pts[:, IRIS_B] - pts[:, IRIS_A], axis=1)
+    return np.linalg.norm(pts[:, LIP_UPPER] - pts[:, LIP_LOWER], axis=1) / iod
