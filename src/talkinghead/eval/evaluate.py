@@ -17,7 +17,6 @@ from ..errors import AudioError, ConfigError
 from .measure import Curves, measure_frames, read_frames
 from .metrics import (
     blink_events,
-    duplicate_frames,
     envelope_offset,
     frozen_runs,
     head_motion_stats,
@@ -205,8 +204,8 @@ def evaluate(
     data["sharpness"] = sharpness
 
     # -- frozen or duplicated frames ------------------------------------------------------------------------
-    dups = duplicate_frames(curves["difference"])
-    runs = frozen_runs(dups, fps, min_s=THRESHOLDS["frozen_s"])
+    repeats = sum(b - a - 1 for a, b in curves.still)
+    runs = frozen_runs(curves.still, fps, min_s=THRESHOLDS["frozen_s"])
     speaking = np.isfinite(envelope) & (envelope > 0.1 * np.nanmax(envelope)) if speech is not None else None
     frozen_speaking = 0
     for a, b in runs:
@@ -214,8 +213,8 @@ def evaluate(
             frozen_speaking += int(speaking[a:b].sum())
     longest = max((b - a for a, b in runs), default=0)
     data["frozen"] = {
-        "duplicate_frames": int(dups.sum()),
-        "duplicate_ratio": float(dups.sum() / max(1, n - 1)),
+        "duplicate_frames": int(repeats),
+        "duplicate_ratio": float(repeats / max(1, n - 1)),
         "runs": [[a / fps, b / fps] for a, b in runs],
         "longest_s": longest / fps,
         "frozen_while_speaking_s": frozen_speaking / fps,

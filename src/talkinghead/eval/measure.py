@@ -12,7 +12,9 @@ From the points of each frame come the curves the metrics use:
 * ``ssim``, ``psnr``, ``sharpness``: the face aligned onto the reference face by a similarity
   transform of stable points (eye corners, nose bridge and tip, forehead, cheeks), cropped to the
   reference face's box, 128×128 grey; SSIM and PSNR against the reference crop, Laplacian variance;
-* ``difference``: the largest change of any cell of a 32-cell mosaic from the previous frame.
+* ``difference``: the largest change of any cell of a 32-cell mosaic from the previous frame; and
+  the still stretches (:class:`~talkinghead.eval.metrics.StillTracker`: frames within 1.5 grey levels
+  of the stretch's first frame).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NoFaceError, VideoError
-from .metrics import frame_difference, laplacian_variance, psnr, ssim
+from .metrics import StillTracker, frame_difference, laplacian_variance, mosaic, psnr, ssim
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class Curves:
     reference: str
     reference_sharpness: float = float("nan")
     warnings: list[str] = field(default_factory=list)
+    still: list[tuple[int, int]] = field(default_factory=list)  # stretches of an unchanging picture
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.values[key]
@@ -253,6 +256,7 @@ def measure_frames(
         NoFaceError: no face in the reference portrait.
     """
     tracker = FaceTracker()
+    still = StillTracker()
     aligner: _Aligner | None = None
     rows: list[dict[str, float]] = []
     boxes: list[tuple[float, float, float, float]] = []
@@ -269,9 +273,11 @@ def measure_frames(
         for i, frame in enumerate(frames):
             size = (frame.shape[1], frame.shape[0])
             row = {k: float("nan") for k in CURVES}
-            if previous is not None and previous.shape == frame.shape:
-                row["difference"] = frame_difference(previous, frame)
-            previous = frame
+            cells = mosaic(frame)
+            if previous is not None and previous.shape == cells.shape:
+                row["difference"] = frame_difference(previous, cells)
+            previous = cells
+            still.push(cells)
             pts = tracker(frame)
             if pts is not None:
                 f = face_features(pts)
@@ -314,6 +320,7 @@ def measure_frames(
         reference=reference_name,
         reference_sharpness=aligner.sharpness if aligner is not None else float("nan"),
         warnings=warnings,
+        still=still.finish(),
     )
 
 

@@ -12,7 +12,8 @@ __all__ = [
     "Runs",
     "best_lag_correlation",
     "blink_events",
-    "duplicate_frames",
+    "mosaic",
+    "StillTracker",
     "envelope_offset",
     "frame_difference",
     "frozen_runs",
@@ -88,23 +89,27 @@ def _runs(mask: np.ndarray) -> Runs:
     return runs
 
 
-def blink_events(openness: np.ndarray, *, closed_below: float = 0.55, max_frames: int | None = None) -> Runs:
-    """Blinks: runs of frames where eye openness drops under ``closed_below`` × its median.
+def blink_events(
+    openness: np.ndarray, *, closed_below: float = 0.75, max_frames: int | None = None, window: int = 41
+) -> Runs:
+    """Blinks: runs of frames where eye openness drops under ``closed_below`` × its local baseline.
 
-    Runs separated by a single open frame are one blink; runs longer than ``max_frames`` (eyes
-    kept closed) are not blinks.
+    The baseline is the running median over ``window`` frames (so a slow change of head pitch, which
+    changes the measured openness, is not a blink). Runs separated by a single open frame are one
+    blink; runs longer than ``max_frames`` (eyes kept closed) are not blinks.
     """
     o = np.asarray(openness, np.float64)
     valid = np.isfinite(o)
     if valid.sum() < 3:
         return []
-    base = float(np.median(o[valid]))
-    if base <= 0:
-        return []
-    closed = valid & (o < closed_below * base)
-    runs = _runs(closed)
+    half = window // 2
+    base = np.array([
+        np.median(seg[np.isfinite(seg)]) if np.isfinite(seg).any() else np.nan
+        for seg in (o[max(0, i - half) : i + half + 1] for i in range(len(o)))
+    ])  # fmt: skip
+    closed = valid & np.isfinite(base) & (base > 0) & (o < closed_below * np.where(np.isfinite(base), base, 0))
     merged: Runs = []
-    for a, b in runs:
+    for a, b in _runs(closed):
         if merged and a - merged[-1][1] <= 1:
             merged[-1] = (merged[-1][0], b)
         else:
@@ -136,43 +141,62 @@ def head_motion_stats(pose: dict[str, np.ndarray], fps: float) -> dict[str, floa
     return out
 
 
-def frame_difference(a: np.ndarray, b: np.ndarray, grid: int = 32) -> float:
-    """How much the picture changed: the largest change (0–255) of any cell of a ``grid``-cell-wide
-    mosaic of the two frames (cells are area averages of grey levels).
+def mosaic(frame: np.ndarray, grid: int = 32) -> np.ndarray:
+    """The frame as a ``grid``-cell-wide mosaic of area-averaged grey levels (float32, 0–255).
 
-    Averaging over cells removes compression noise; taking the largest cell keeps a small moving
-    region (a mouth) visible in a large still frame.
+    Averaging over cells removes compression noise; comparing the largest cell change keeps a small
+    moving region (a mouth) visible in a large still frame.
     """
     import cv2
 
-    h, w = a.shape[:2]
+    h, w = frame.shape[:2]
     size = (grid, max(1, round(grid * h / w))) if w >= h else (max(1, round(grid * w / h)), grid)
-    ga = cv2.resize(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    gb = cv2.resize(cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    return float(np.abs(ga.astype(np.float64) - gb).max())
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
-def duplicate_frames(differences: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
-    """Which frames repeat the previous one: their :func:`frame_difference` is under ``threshold``.
+def frame_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """How much the picture changed between two mosaics: the largest cell change (0–255)."""
+    return float(np.abs(a.astype(np.float64) - b).max())
 
-    ``differences[i]`` compares frame ``i`` with frame ``i - 1`` (``differences[0]`` is NaN).
+
+class StillTracker:
+    """Finds stretches where the picture stays within ``tolerance`` of the stretch's first frame.
+
+    Comparing with the stretch's first frame (not the previous frame) tells a still picture re-encoded
+    by a video codec — whose repeats differ by up to about one grey level, without drifting — from a
+    slow, real motion, whose small steps add up.
     """
-    d = np.asarray(differences, np.float64)
-    return np.isfinite(d) & (d < threshold)
+
+    def __init__(self, tolerance: float = 1.5) -> None:
+        self.tolerance = float(tolerance)
+        self.runs: Runs = []
+        self._anchor: np.ndarray | None = None
+        self._start = 0
+        self._n = 0
+
+    def push(self, cells: np.ndarray) -> None:
+        if (
+            self._anchor is None
+            or self._anchor.shape != cells.shape
+            or frame_difference(cells, self._anchor) >= self.tolerance
+        ):
+            if self._anchor is not None:
+                self.runs.append((self._start, self._n))
+            self._anchor, self._start = cells, self._n
+        self._n += 1
+
+    def finish(self) -> Runs:
+        """Every stretch (start, stop), covering all frames pushed."""
+        if self._anchor is not None:
+            self.runs.append((self._start, self._n))
+            self._anchor = None
+        return self.runs
 
 
-def frozen_runs(duplicates: np.ndarray, fps: float, *, min_s: float = 0.5) -> Runs:
-    """Stretches of at least ``min_s`` seconds where the picture does not change.
-
-    A run of ``k`` duplicated frames is a still picture lasting ``k + 1`` frames (it starts with the
-    frame that is repeated).
-    """
-    out = []
-    for a, b in _runs(duplicates):
-        start = max(0, a - 1)
-        if (b - start) / fps >= min_s:
-            out.append((start, b))
-    return out
+def frozen_runs(still: Runs, fps: float, *, min_s: float = 0.5) -> Runs:
+    """The still stretches that last at least ``min_s`` seconds."""
+    return [(a, b) for a, b in still if (b - a) / fps >= min_s]
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
