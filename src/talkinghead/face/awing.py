@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError
 from talkinghead.values import Face
+from talkinghead.weights import catalog, missing_file_error, resolve
 
 __all__ = [
     "AWING_FILE",
@@ -57,8 +58,8 @@ __all__ = [
 ]
 
 AWING_WEIGHTS_NAME = "awing-wflw"
-AWING_FILE = "alignment_WFLW_4HG.pth"
-AWING_URL = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/alignment_WFLW_4HG.pth"
+AWING_FILE = catalog.entry(AWING_WEIGHTS_NAME).filename
+AWING_URL = catalog.entry(AWING_WEIGHTS_NAME).urls[0]
 DOWNLOAD_HINT = "talkinghead weights download awing retinaface"
 
 
@@ -326,11 +327,7 @@ def load_awing(
 
     label = "<state dict>" if isinstance(source, Mapping) else str(getattr(source, "name", source))[:200]
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
-        raise WeightsMissingError(
-            f"AWing landmark weights {AWING_FILE} not found at {str(source)!r}. Download them with "
-            f"`{DOWNLOAD_HINT}` or from {AWING_URL}.",
-            [str(source)],
-        )
+        raise missing_file_error(catalog.entry(AWING_WEIGHTS_NAME), source)
     state = source if isinstance(source, Mapping) else load_state_dict_file(source, "AWing FAN")
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
@@ -370,27 +367,12 @@ class AWingAligner:
         return al
 
     def resolve_weights(self) -> Path:
-        """The checkpoint path to load.
+        """The checkpoint path to load (``weights_path``, else the weights cache).
 
         Raises:
             WeightsMissingError: the file is not there (names the file, URL and download command).
         """
-        if self.weights_path is not None:
-            if not self.weights_path.is_file():
-                raise WeightsMissingError(
-                    f"AWing landmark weights {AWING_FILE} not found at {str(self.weights_path)!r}. Download "
-                    f"them with `{DOWNLOAD_HINT}` or from {AWING_URL} (or pass weights_path=...).",
-                    [str(self.weights_path)],
-                )
-            return self.weights_path
-        from talkinghead.weights import WeightsManager
-
-        manager = WeightsManager(self.cache_dir)
-        try:
-            return Path(manager.require(AWING_WEIGHTS_NAME)[AWING_WEIGHTS_NAME])
-        except WeightsMissingError as exc:
-            raise type(exc)(f"{exc} AWing landmarks need `{DOWNLOAD_HINT}` (or {AWING_URL}).",
-                            list(exc.files)) from exc
+        return resolve(catalog.entry(AWING_WEIGHTS_NAME), self.weights_path, cache_dir=self.cache_dir)
 
     @property
     def net(self) -> AWingFAN:
