@@ -30,7 +30,7 @@ from talkinghead.face.awing import (  # noqa: E402
     load_awing,
     network_input,
 )
-from talkinghead.face.fill import fill_state_dict, spec_from_manifest  # noqa: E402
+from talkinghead.testing.fill import fill_tensors, spec_from_manifest  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "face"
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def manifest() -> dict:
 
 @pytest.fixture(scope="module")
 def filled(manifest) -> dict:
-    return fill_state_dict(spec_from_manifest(manifest))
+    return fill_tensors(spec_from_manifest(manifest), rule="face")
 
 
 @pytest.fixture(scope="module")

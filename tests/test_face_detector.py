@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
 from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError  # noqa: E402
-from talkinghead.face import fill  # noqa: E402
+from talkinghead.testing import fill  # noqa: E402
 from talkinghead.face.detector import FaceDetector, rows_to_faces  # noqa: E402
 from talkinghead.face.parsenet import ParseNet, load_parsenet  # noqa: E402
 from talkinghead.face.retinaface import RetinaFace, load_retinaface  # noqa: E402

@@ -17,7 +17,7 @@ from talkinghead.backends.gfpgan import GFPGANEnhancer  # noqa: E402
 from talkinghead.errors import ConfigError, StageError, WeightsMissingError  # noqa: E402
 from talkinghead.face import align  # noqa: E402
 from talkinghead.face import gfpgan as G  # noqa: E402
-from talkinghead.face.fill import fill_like  # noqa: E402
+from talkinghead.testing.fill import fill_like  # noqa: E402
 from talkinghead.plugins import create_backend  # noqa: E402
 from talkinghead.values import Face, FrameChunk  # noqa: E402
 

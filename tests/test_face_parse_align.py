@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from talkinghead.face import align  # noqa: E402
-from talkinghead.face.fill import fill_like  # noqa: E402
+from talkinghead.testing.fill import fill_like  # noqa: E402
 from talkinghead.face.parsenet import ParseNet, labels_to_mask, load_parsenet, parse_face_bgr  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "face"

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from talkinghead.face import retinaface as rf  # noqa: E402
-from talkinghead.face.fill import fill_like  # noqa: E402
+from talkinghead.testing.fill import fill_like  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "face"
 ASSET = Path(__file__).parents[1] / "assets" / "portrait_astronaut.png"

@@ -18,7 +18,7 @@ from talkinghead.backends.sadtalker.coeffnets import (  # noqa: E402
     load_pose_vae,
     savgol_pose,
 )
-from talkinghead.backends.sadtalker.fill import fill_state_dict, strip_prefix, write_checkpoint  # noqa: E402
+from talkinghead.testing.fill import fill_manifest, strip_prefix, write_checkpoint  # noqa: E402
 from talkinghead.errors import ConfigError, ModelLoadError  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "sadtalker"
@@ -110,11 +110,11 @@ def test_legacy_pth_and_strictness(tmp_path):
     pth = write_checkpoint(MAN / "auido2exp_00300-model.pth.json", tmp_path / "auido2exp_00300-model.pth")
     state = checkpoint.read_state(pth)
     net = load_exp_net(checkpoint.section(state, "model", pth))
-    sd = strip_prefix(fill_state_dict(MAN / "SadTalker_V0.0.2_256.safetensors.json", ["audio2exp"]), "audio2exp")
+    sd = strip_prefix(fill_manifest(MAN / "SadTalker_V0.0.2_256.safetensors.json", ["audio2exp"]), "audio2exp")
     np.testing.assert_array_equal(net.mapping1.weight.detach().numpy(), sd["mapping1.weight"])
     with pytest.raises(ModelLoadError):
         load_exp_net({**sd, "extra.weight": np.zeros(3, np.float32)})
-    pose = strip_prefix(fill_state_dict(MAN / "auido2pose_00140-model.pth.json"), "audio2pose")
+    pose = strip_prefix(fill_manifest(MAN / "auido2pose_00140-model.pth.json"), "audio2pose")
     no_nbt = {k: v for k, v in pose.items() if not k.endswith("num_batches_tracked")}
     load_pose_vae(no_nbt)  # old files may lack num_batches_tracked
     broken = dict(pose)

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkinghead.backends.sadtalker.fill import (
+from talkinghead.testing.fill import (
     anti_alias_kernel,
-    fill_state_dict,
+    fill_like,
+    fill_manifest,
     fill_tensors,
     manifest_tensors,
     strip_prefix,
@@ -42,7 +43,7 @@ def _sha(a):
     ],
 )
 def test_fill_matches_fill_check_hashes(manifest, prefixes):
-    state = fill_state_dict(manifest, prefixes)
+    state = fill_manifest(manifest, prefixes)
     assert state
     for key, arr in state.items():
         ref = CHECK[f"{_group(key, manifest)}:{key}"]
@@ -53,7 +54,7 @@ def test_fill_matches_fill_check_hashes(manifest, prefixes):
 def test_fill_spectral_norm_and_gaussian():
     specs = manifest_tensors(BUNDLE, ["generator", "kp_extractor"])
     picked = {k: v for k, v in specs.items() if k.startswith("generator.decoder.G_middle_0.conv_0.") or k == "kp_extractor.down.weight"}
-    state = fill_tensors(picked)
+    state = fill_tensors(picked, rule="sadtalker")
     for key, arr in state.items():
         ref = CHECK[f"{key.split('.')[0]}:{key}"]
         if key.endswith(("weight_u", "weight_v")):  # last-bit BLAS differences are allowed
@@ -77,6 +78,21 @@ def test_write_checkpoint_formats(tmp_path):
     pth = write_checkpoint(MAN / "mapping_00229-model.pth.tar.json", tmp_path / "m.pth.tar")
     obj = torch.load(str(pth), map_location="cpu", weights_only=True)
     assert list(obj) == ["mapping"]
-    ref = strip_prefix(fill_state_dict(MAN / "mapping_00229-model.pth.tar.json"), "mapping")
+    ref = strip_prefix(fill_manifest(MAN / "mapping_00229-model.pth.tar.json"), "mapping")
     assert set(obj["mapping"]) == set(ref)
     np.testing.assert_array_equal(obj["mapping"]["first.0.weight"].numpy(), ref["first.0.weight"])
+
+
+def test_fill_like_with_a_prefix_gives_the_manifest_values():
+    """A module filled with ``rule="sadtalker"`` under its canonical prefix gets exactly the values the
+    official-format file would hold (what the tiny test networks rely on)."""
+    torch = pytest.importorskip("torch")
+    from talkinghead.backends.sadtalker.mapping import MappingNet
+
+    state = fill_like(MappingNet(coeff_nc=70), rule="sadtalker", prefix="mapping")
+    ref = strip_prefix(fill_manifest(MAN / "mapping_00229-model.pth.tar.json"), "mapping")
+    assert set(state) == set(ref)
+    for key, value in ref.items():
+        assert torch.equal(state[key], torch.from_numpy(value)), key
+    with pytest.raises(ValueError, match="rule"):
+        fill_tensors({"a.weight": ((2, 2), "float32")}, rule="other")

@@ -23,7 +23,7 @@ def test_align_img_matches_upstream(tag):
 def test_recon_net_matches_upstream(tmp_path):
     torch = pytest.importorskip("torch")
     from talkinghead.backends.sadtalker import checkpoint
-    from talkinghead.backends.sadtalker.fill import write_checkpoint
+    from talkinghead.testing.fill import write_checkpoint
     from talkinghead.backends.sadtalker.recon import load_recon_net, source_coefficients
 
     path = write_checkpoint(MAN / "epoch_20.pth.json", tmp_path / "epoch_20.pth")

@@ -272,7 +272,7 @@ class SadTalkerAnimator(BackendBase):
         from .coeffnets import generate_coefficients
 
         assert self._nets is not None
-        samples = _to_16k(audio)
+        samples = audio.resample(16000).samples
         if len(samples) < 16000 / fps:
             raise AudioError(f"The audio is {audio.duration:.3f} s long, shorter than one video frame at "
                              f"{fps} fps; give at least {1 / fps:.3f} s of speech.")
@@ -370,18 +370,6 @@ def _mapping_out(out: Any) -> tuple[Any, Any, Any, Any, Any]:
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """skimage ``img_as_ubyte`` for [0, 1] floats: x * 255, rounded."""
     return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
-
-
-def _to_16k(audio: Audio) -> np.ndarray:
-    samples = np.asarray(audio.samples, np.float32).reshape(-1)
-    if audio.sample_rate == 16000:
-        return samples
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(int(audio.sample_rate), 16000)
-    return resample_poly(samples, 16000 // g, int(audio.sample_rate) // g).astype(np.float32)
 
 
 __all__ = ["SadTalkerAnimator", "SadTalkerPrepared", "ModelLoadError"]
