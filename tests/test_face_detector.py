@@ -83,6 +83,7 @@ def test_wrong_architecture_checkpoint(tmp_path, state):
         load_retinaface(bad)
 
 
+@pytest.mark.slow
 def test_parsenet_checkpoint_roundtrip(tmp_path):
     state = fill.fill_like(ParseNet())
     path = tmp_path / "parsing_parsenet.pth"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ def _cases():
     data = json.loads(FIXTURE.read_text())
     for net, keys in data.items():
         for key, entry in keys.items():
-            yield pytest.param(key, entry, id=f"{net}:{key}")
+            big = math.prod(entry["shape"]) > 2_000_000  # e.g. GFPGAN's 33M-value final_linear
+            yield pytest.param(key, entry, id=f"{net}:{key}", marks=[pytest.mark.slow] if big else [])
 
 
 def test_fill_fixture_covers_every_rule():

@@ -37,7 +37,7 @@ def _sha(a):
 @pytest.mark.parametrize(
     "manifest,prefixes",
     [
-        (BUNDLE, ["audio2exp", "audio2pose", "face_3drecon"]),
+        pytest.param(BUNDLE, ["audio2exp", "audio2pose", "face_3drecon"], marks=pytest.mark.slow),
         (MAN / "mapping_00229-model.pth.tar.json", None),
         (MAN / "mapping_00109-model.pth.tar.json", None),
     ],
@@ -66,6 +66,7 @@ def test_fill_spectral_norm_and_gaussian():
     assert k.shape == (3, 1, 13, 13) and abs(k[0].sum() - 1) < 1e-6
 
 
+@pytest.mark.slow
 def test_write_checkpoint_formats(tmp_path):
     import torch
     from safetensors.numpy import load_file

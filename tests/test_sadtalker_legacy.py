@@ -12,6 +12,8 @@ from talkinghead.backends.sadtalker import checkpoint  # noqa: E402
 from talkinghead.backends.sadtalker.backend import SadTalkerAnimator  # noqa: E402
 from talkinghead.errors import ModelLoadError, WeightsMissingError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # writes the full-size legacy set (~700 MB of filled tensors)
+
 
 @pytest.fixture(scope="module")
 def legacy_dir(tmp_path_factory):

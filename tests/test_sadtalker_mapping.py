@@ -30,8 +30,9 @@ def case(request, tmp_path_factory):
     return net, kwargs, dict(np.load(FIX / f"upstream_mapping_{request.param}.npz"))
 
 
-def test_render_inputs_match_upstream(case):
-    _, kwargs, ref = case
+@pytest.mark.parametrize("name", list(CASES))
+def test_render_inputs_match_upstream(name):
+    kwargs, ref = CASES[name][1], dict(np.load(FIX / f"upstream_mapping_{name}.npz"))
     inp = render_inputs(SRC["ref_coeff"], SRC["coeffs"], **kwargs)
     np.testing.assert_array_equal(inp.source, ref["source"])
     np.testing.assert_array_equal(inp.target, ref["target"])
@@ -56,6 +57,7 @@ def float32_tol(ref: np.ndarray) -> float:
     return max(1e-5, 4e-6 * float(np.abs(ref).max()))
 
 
+@pytest.mark.slow
 def test_mapping_and_keypoints_match_upstream(case):
     net, kwargs, ref = case
     inp = render_inputs(SRC["ref_coeff"], SRC["coeffs"], **kwargs)

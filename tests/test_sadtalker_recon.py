@@ -20,6 +20,7 @@ def test_align_img_matches_upstream(tag):
     np.testing.assert_array_equal(res.trans_params, REF[f"{tag}_trans_params"])
 
 
+@pytest.mark.slow
 def test_recon_net_matches_upstream(tmp_path):
     torch = pytest.importorskip("torch")
     from talkinghead.backends.sadtalker import checkpoint

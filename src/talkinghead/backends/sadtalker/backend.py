@@ -156,7 +156,7 @@ class SadTalkerAnimator(BackendBase):
         if self._nets is not None:
             return
         try:
-            import torch
+            import torch  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("torch", "sadtalker", "the SadTalker animator") from exc
         if self.landmarks != "mediapipe" and self._landmarks is None:
@@ -170,13 +170,46 @@ class SadTalkerAnimator(BackendBase):
                              cache_dir=self.cache_dir)
         coeff = ck.load_coefficient_nets(size=self.size, weights_dir=self.weights_dir,
                                          checkpoint=self.checkpoint, cache_dir=self.cache_dir)
+        self._install({"kp": r.kp_detector, "gen": r.generator, "mapping": r.mapping, **coeff})
+
+    @classmethod
+    def from_networks(cls, nets: dict[str, Any], **config: Any) -> SadTalkerAnimator:
+        """An animator around already-built networks (tests with the tiny networks of
+        :func:`talkinghead.testing.nets.tiny_sadtalker`, converted or shared weights).
+
+        Args:
+            nets: ``kp`` (KPDetector), ``gen`` (generator), ``mapping`` (MappingNet with 70 inputs,
+                or 73 for the ``full``/``extfull`` modes), ``exp`` (ExpNet), ``pose`` (PoseVAE),
+                ``recon`` (ReconNet), in eval mode.
+            **config: The usual keyword configuration.
+
+        Raises:
+            ConfigError: a network is missing, or the mapping net does not fit ``preprocess``.
+        """
+        anim = cls(**config)
+        missing = sorted({"kp", "gen", "mapping", "exp", "pose", "recon"} - set(nets))
+        if missing:
+            raise ConfigError(f"sadtalker: from_networks needs the networks {missing}")
+        want = 73 if anim.full_mode else 70
+        got = getattr(nets["mapping"], "coeff_nc", want)
+        if got != want:
+            raise ConfigError(f"sadtalker: preprocess={anim.preprocess!r} needs a MappingNet with {want} inputs, "
+                              f"got {got}")
+        if anim.landmarks != "mediapipe":
+            anim._landmarks = anim._make_landmarks()
+        anim._install(dict(nets))
+        return anim
+
+    def _install(self, nets: dict[str, Any]) -> None:
+        """Put the networks on the device and apply the weight-cache / channels-last switches."""
+        import torch
+
         dev = torch.device(self.device)
-        nets = {"kp": r.kp_detector, "gen": r.generator, "mapping": r.mapping, **coeff}
-        for k, m in nets.items():
-            nets[k] = m.to(dev)
-        r.generator.decoder.set_weight_cache(self.weight_cache)
+        nets = {k: m.to(dev) for k, m in nets.items()}
+        gen = nets["gen"]
+        gen.decoder.set_weight_cache(self.weight_cache)
         if self.channels_last:  # only the 2-D convolutions (the generator also has 3-D ones)
-            for m in r.generator.modules():
+            for m in gen.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
         self._nets = nets
