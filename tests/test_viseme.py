@@ -183,8 +183,13 @@ def test_bad_config():
 def test_missing_mediapipe(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     with pytest.raises(MissingDependencyError) as info:
+        VisemeAnimator(landmarks="mediapipe").load()
+    assert info.value.extra == "viseme" and info.value.package == "mediapipe"
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # neither backend: "auto" names both ways out
+    with pytest.raises(MissingDependencyError) as info:
         VisemeAnimator().load()
     assert info.value.extra == "viseme" and info.value.package == "mediapipe"
+    assert "litert" in str(info.value)
 
 
 def test_mouth_scale_widens_the_opening(portrait):

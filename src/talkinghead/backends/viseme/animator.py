@@ -41,6 +41,8 @@ class VisemeAnimator(BackendBase):
         chunk_size: frames per yielded :class:`FrameChunk`.
         use_phonemes: use the audio's phoneme timings when present (False: sound only).
         max_faces: most faces the detector reports (for ``multiple_faces``).
+        landmarks: face-mesh backend: ``"auto"`` (mediapipe when it runs, else LiteRT), ``"mediapipe"``
+            or ``"litert"`` (see :mod:`talkinghead.face.mesh`).
     """
 
     stage: ClassVar[str] = "animator"
@@ -57,6 +59,7 @@ class VisemeAnimator(BackendBase):
         chunk_size: int = 16,
         use_phonemes: bool = True,
         max_faces: int = 4,
+        landmarks: str = "auto",
     ) -> None:
         if not 0.0 <= float(mouth_scale) <= 2.0:
             raise ConfigError(f"mouth_scale must be between 0 and 2, got {mouth_scale}")
@@ -75,16 +78,21 @@ class VisemeAnimator(BackendBase):
         self.chunk_size = int(chunk_size)
         self.use_phonemes = bool(use_phonemes)
         self.max_faces = int(max_faces)
+        from ...face.mesh import MESH_BACKENDS
+
+        if landmarks not in MESH_BACKENDS:
+            raise ConfigError(f"landmarks must be one of {', '.join(MESH_BACKENDS)}; got {landmarks!r}")
+        self.landmarks = landmarks
         self._detector = None
 
     def load(self) -> None:
-        """Load mediapipe's face detector and face mesh (bundled with the mediapipe package)."""
+        """Load the face detector and face mesh (mediapipe's or LiteRT's bundled models)."""
         if self._detector is not None:
             return
-        from .landmarks import FaceMeshDetector
+        from ...face.landmarks import MeshLandmarks
 
-        detector = FaceMeshDetector(max_faces=self.max_faces)
-        detector.load()  # raises MissingDependencyError("mediapipe", "viseme") when absent
+        detector = MeshLandmarks(self.landmarks, max_faces=self.max_faces)
+        detector.load()  # raises MissingDependencyError naming the extra when no backend can run
         self._detector = detector
 
     def close(self) -> None:

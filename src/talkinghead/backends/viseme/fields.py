@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import landmarks as L
+from ...face import mesh as L
 
 __all__ = ["FaceGeometry", "FieldBank", "build_fields", "smoothstep", "JAW_LEVELS"]
 
