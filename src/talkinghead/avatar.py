@@ -11,9 +11,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
-
 
 from .cache import ModelCache, default_cache
 from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
@@ -177,19 +177,36 @@ class Avatar:
         text = check_text(text)
         if self.tts is None:
             raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
-        return self._use(self.tts).synthesize(text, voice=voice)
+        audio = self._use(self.tts).synthesize(text, voice=voice)
+        # The spoken text travels with the audio (animators read it, e.g. emotion="auto").
+        return audio if audio.text else replace(audio, text=text)
 
-    def say(self, text: str, output: str | os.PathLike | None = None, *, voice: VoiceProfile | None = None) -> Video:
+    def say(
+        self,
+        text: str,
+        output: str | os.PathLike | None = None,
+        *,
+        voice: VoiceProfile | None = None,
+        emotion: Any = None,
+    ) -> Video:
         """Make a video of the portrait saying ``text``.
+
+        Args:
+            emotion: this video's expression, for animators that show one (``"neutral"``,
+                ``"happy"``, ``"sad"``, ``"concerned"``, ``"surprised"``, ``"auto"`` or a
+                :class:`~talkinghead.expression.Expression`); None keeps the animator's setting.
 
         Raises:
             TextError: empty text, or text over :data:`MAX_TEXT_CHARS`.
         """
         audio = self.synthesize(text, voice=voice)
-        return self.speak(audio, output)
+        return self.speak(audio, output, emotion=emotion)
 
-    def speak(self, audio: AudioLike, output: str | os.PathLike | None = None) -> Video:
-        """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate))."""
+    def speak(self, audio: AudioLike, output: str | os.PathLike | None = None, *, emotion: Any = None) -> Video:
+        """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate)).
+
+        ``emotion`` as for :meth:`say` (``"auto"`` needs the audio's ``text``).
+        """
         audio = load_audio(audio)
         check_speech(audio)
         if audio.duration < 1.0 / self.fps:
@@ -197,11 +214,13 @@ class Avatar:
                 f"the audio is {audio.duration * 1000:.0f} ms long, shorter than one video frame at "
                 f"{self.fps:g} fps; give at least {1000 / self.fps:.0f} ms of speech"
             )
+        self._animate_options(emotion)  # refuse a bad emotion before anything is written
         path = self._output_path(output)
-        return self._use(self.writer).write(self.frames(audio), audio, path, fps=self.fps)
+        return self._use(self.writer).write(self.frames(audio, emotion=emotion), audio, path, fps=self.fps)
 
-    def frames(self, audio: Audio) -> Iterator[FrameChunk]:
+    def frames(self, audio: Audio, *, emotion: Any = None) -> Iterator[FrameChunk]:
         """Stream the (enhanced) frames for ``audio`` without writing anything."""
+        extra = self._animate_options(emotion)
         prepared = self._prepared()
         animator = self._use(self.animator)
         enhancer = self._use(self.enhancer) if self.enhancer is not None else None
@@ -214,7 +233,7 @@ class Avatar:
         produced = 0
         # per-video enhancer state (e.g. face tracking) belongs to this call, not to the shared enhancer
         state = enhancer.new_state() if enhancer is not None and hasattr(enhancer, "new_state") else None
-        for chunk in animator.animate(prepared, audio, fps=self.fps, progress=lambda d, t: report(d)):
+        for chunk in animator.animate(prepared, audio, fps=self.fps, progress=lambda d, t: report(d), **extra):
             if enhancer is not None:
                 n = len(chunk)
                 chunk = enhancer.enhance(chunk) if state is None else enhancer.enhance(chunk, state=state)
@@ -226,6 +245,17 @@ class Avatar:
             yield chunk
         if produced != total:
             raise StageError("animator", animator.name, f"produced {produced} frames, expected {total}")
+
+    def _animate_options(self, emotion: Any) -> dict[str, Any]:
+        """Per-call options for the animator (only those given, only to animators that take them)."""
+        if emotion is None:
+            return {}
+        if "emotion" not in getattr(self.animator, "capabilities", ()):
+            raise ConfigError(
+                f"the {self.animator.name!r} animator does not show emotions; "
+                "use animator='viseme' or leave emotion unset"
+            )
+        return {"emotion": emotion}
 
     def _output_path(self, output: str | os.PathLike | None) -> Path:
         suffix = getattr(self.writer, "suffix", ".mp4")
