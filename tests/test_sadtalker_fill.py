@@ -84,14 +84,16 @@ def test_write_checkpoint_formats(tmp_path):
     np.testing.assert_array_equal(obj["mapping"]["first.0.weight"].numpy(), ref["first.0.weight"])
 
 
-def test_fill_like_with_a_prefix_gives_the_manifest_values():
-    """A module filled with ``rule="sadtalker"`` under its canonical prefix gets exactly the values the
-    official-format file would hold (what the tiny test networks rely on)."""
+def test_fill_like_with_a_prefix_gives_the_canonical_values():
+    """``fill_like(module, prefix=...)`` fills each key with the value of ``<prefix>.<key>``: what an
+    official-format file of that network holds (the tiny networks rely on it)."""
     torch = pytest.importorskip("torch")
-    from talkinghead.backends.sadtalker.mapping import MappingNet
+    from talkinghead.testing import nets
 
-    state = fill_like(MappingNet(coeff_nc=70), rule="sadtalker", prefix="mapping")
-    ref = strip_prefix(fill_manifest(MAN / "mapping_00229-model.pth.tar.json"), "mapping")
+    net = nets.tiny_mapping()
+    state = fill_like(net, rule="sadtalker", prefix="mapping")
+    specs = {f"mapping.{k}": (tuple(v.shape), "float32") for k, v in net.state_dict().items()}
+    ref = strip_prefix(fill_tensors(specs, rule="sadtalker"), "mapping")
     assert set(state) == set(ref)
     for key, value in ref.items():
         assert torch.equal(state[key], torch.from_numpy(value)), key
