@@ -85,6 +85,7 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_official_checkpoint_loads_every_tensor(checkpoint):
     model = load_syncnet(checkpoint)
     state = official_state()
@@ -100,6 +101,7 @@ def test_official_checkpoint_loads_every_tensor(checkpoint):
     assert torch.isfinite(lips).all() and torch.isfinite(audio).all()
 
 
+@pytest.mark.slow
 def test_wrapped_and_broken_checkpoints(checkpoint, tmp_path):
     state = official_state()
     wrapped = tmp_path / "wrapped.model"
