@@ -1,8 +1,8 @@
 """SadTalker in live streams: coefficients block by block equal the whole clip's; frames, idle and ease.
 
-The coefficient networks are the official layout filled deterministically (as in
-test_sadtalker_coeffnets); the 1.2 TFLOP/frame generator is replaced by a probe in the logic tests
-and runs for real (a few frames) in one slow test.
+The coefficient networks are the tiny seeded ones of ``talkinghead.testing.nets`` (equality of the
+block-by-block computation with the whole clip's holds for any weights); the generator is replaced by
+a probe in the logic tests and runs for real (full size, filled weights, two frames) in one slow test.
 """
 
 from __future__ import annotations
@@ -16,34 +16,29 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from talkinghead.backends.sadtalker import checkpoint  # noqa: E402
 from talkinghead.backends.sadtalker.audio import mel_windows  # noqa: E402
 from talkinghead.backends.sadtalker.backend import SadTalkerAnimator, SadTalkerPrepared  # noqa: E402
-from talkinghead.backends.sadtalker.coeffnets import generate_coefficients, load_exp_net, load_pose_vae  # noqa: E402
-from talkinghead.backends.sadtalker.fill import write_checkpoint  # noqa: E402
+from talkinghead.backends.sadtalker.coeffnets import generate_coefficients  # noqa: E402
 from talkinghead.backends.sadtalker.mapping import SEMANTIC_RADIUS  # noqa: E402
 from talkinghead.backends.sadtalker.stream import CoefficientStream  # noqa: E402
 from talkinghead.errors import ConfigError  # noqa: E402
 from talkinghead.testing import tone_speech  # noqa: E402
 from talkinghead.values import Audio, FrameChunk  # noqa: E402
 
-pytestmark = pytest.mark.slow
-MAN = Path(__file__).parent / "fixtures" / "sadtalker" / "manifests"
 
 
 @pytest.fixture(scope="module")
-def nets(tmp_path_factory):
-    path = tmp_path_factory.mktemp("st") / "SadTalker_V0.0.2_256.safetensors"
-    write_checkpoint(MAN / "SadTalker_V0.0.2_256.safetensors.json", path, ["audio2exp", "audio2pose"])
-    state = checkpoint.read_state(path)
-    return load_exp_net(checkpoint.select(state, "audio2exp")), load_pose_vae(checkpoint.select(state, "audio2pose"))
+def nets():
+    from talkinghead.testing import nets as tiny_nets
+
+    return tiny_nets.tiny_exp_net(), tiny_nets.tiny_pose_vae()
 
 
 def ref_coeff() -> np.ndarray:
     return (np.random.default_rng(3).standard_normal(73) * 0.1).astype(np.float32)
 
 
-@pytest.mark.parametrize("frames", [75, 9])
+@pytest.mark.parametrize("frames", [pytest.param(75, marks=pytest.mark.slow), 40, 9])
 def test_coefficients_block_by_block_equal_the_whole_clip(nets, frames):
     exp_net, pose_vae = nets
     fps = 25
@@ -151,6 +146,7 @@ def test_free_view_lists_are_refused_in_streams():
         animator.open_stream(None, fps=Fraction(25), sample_rate=24000)
 
 
+@pytest.mark.slow
 def test_real_generator_streams_a_few_frames(tmp_path_factory):
     pytest.importorskip("mediapipe")
     from sadtalker_weights import write_weights_dir
