@@ -96,7 +96,7 @@ class OpenAITTS(oc.ClientBackend):
             request["instructions"] = self.instructions
 
         def call() -> bytes:
-            response = self._client.audio.speech.create(**request)
+            response = self._client.audio.speech.create(**request, timeout=self._attempt_timeout())
             return response.read() if hasattr(response, "read") else bytes(response.content)
 
         data = oc.with_retries(
