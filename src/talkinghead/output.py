@@ -114,7 +114,6 @@ def check_output_path(
             f"output path {path}{where} is {_kind(st.st_mode)}, not a regular file; talkinghead writes "
             "videos only to regular files (it would replace the device or pipe). Choose a file path"
         )
-    _check_suffix(path, writer)
     for what, given in (inputs or {}).items():
         if not isinstance(given, (str, os.PathLike)) or not os.fspath(given):
             continue
@@ -129,6 +128,7 @@ def check_output_path(
                 f"the output {path} is the input {what} {os.fspath(given)}; writing the video there would destroy "
                 "it. Choose another output path"
             )
+    _check_suffix(path, writer)
     parent = real.parent
     if not parent.exists():
         raise OutputError(f"the folder {path.parent} does not exist; create it first or choose another output path")
