@@ -22,9 +22,9 @@ from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from .errors import AudioError, ConfigError, NothingUnderstoodError, StageError, TextError
 from .io import AUDIO_SUFFIXES, AudioLike, ImageLike, check_speech, load_audio, load_image
 from .output import check_output_path
-from .plugins import get_registry
+from .plugins import get_registry, voice_suggestions
 from .stages import PROTOCOLS, frame_count
-from .text import clean_for_speech, cut_at_sentence, speakable_text
+from .text import UnspeakableTextError, check_scripts, clean_for_speech, cut_at_sentence, speakable_text
 from .values import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,19 @@ class Avatar:
 
     # -- content creation --------------------------------------------------------------------
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
-        """Speak ``text`` with the TTS stage and return the audio (no video)."""
+        """Speak ``text`` with the TTS stage and return the audio (no video).
+
+        Raises:
+            TextError: empty text, text over :data:`MAX_TEXT_CHARS`, or text in a writing system
+                the voice cannot read (:class:`~talkinghead.text.UnspeakableTextError`, naming the
+                installed backends and voices that can speak it), refused before synthesis.
+        """
         text = check_text(text)
         if self.tts is None:
             raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
-        return self._use(self.tts).synthesize(text, voice=voice)
+        tts = self._use(self.tts)
+        _check_voice_reads(tts, text, voice)
+        return tts.synthesize(text, voice=voice)
 
     def say(self, text: str, output: str | os.PathLike | None = None, *, voice: VoiceProfile | None = None) -> Video:
         """Make a video of the portrait saying ``text``.
@@ -357,6 +365,24 @@ def check_text(text: str) -> str:
             f"the text is {len(stripped)} characters, over the {MAX_TEXT_CHARS} limit; split it into several videos"
         )
     return stripped
+
+
+def _check_voice_reads(tts: Any, text: str, voice: VoiceProfile | None) -> None:
+    """Refuse text the TTS voice cannot read (it declares ``scripts(voice)``), naming what can."""
+    scripts = getattr(tts, "scripts", None)
+    if not callable(scripts):
+        return
+    label = (voice.voice if voice is not None and voice.voice else None) or getattr(tts, "voice", None)
+    if not label:
+        names = list(tts.voices())
+        label = names[0] if len(names) == 1 else ""
+    who = f"the {tts.name} voice {label}".rstrip()
+    try:
+        check_scripts(text, scripts(voice), voice=who)
+    except UnspeakableTextError as exc:
+        hints = voice_suggestions(exc.scripts)
+        hint = "; or ".join(hints) if hints else "choose a TTS voice for that language (`talkinghead plugins` lists the TTS backends)"
+        raise UnspeakableTextError(f"{exc}. To speak it use {hint}", exc.scripts) from None
 
 
 def _looks_like_audio_path(s: str) -> bool:

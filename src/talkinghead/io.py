@@ -261,6 +261,15 @@ def _read_with_soundfile(fh, source: str) -> Audio:
     return Audio(samples, rate)
 
 
+def _av_header_seconds(container, stream) -> float | None:
+    """The length a container's header gives (the stream's, else the container's), or None."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
 def _read_with_av(fh, source: str) -> Audio:
     import av
 
@@ -272,11 +281,7 @@ def _read_with_av(fh, source: str) -> Audio:
         if rate <= 0:
             raise AudioError(f"{source} has no sample rate in its header; convert it to WAV or FLAC")
         _check_rate(rate, source)
-        seconds = None
-        if stream.duration is not None and stream.time_base is not None:
-            seconds = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            seconds = container.duration / 1_000_000  # AV_TIME_BASE
+        seconds = _av_header_seconds(container, stream)
         if seconds is not None and seconds > MAX_AUDIO_SECONDS:
             raise _too_long(source, seconds)
         limit = int(MAX_AUDIO_SECONDS * rate)

@@ -18,6 +18,9 @@ OPENAI_VOICES = (
     "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
 )
 
+#: Writing systems of the languages OpenAI documents for its speech API (besides Latin).
+SCRIPTS = frozenset({"Arab", "Armn", "Cyrl", "Grek", "Hani", "Hebr", "Deva", "Hira", "Kana", "Knda", "Hang", "Taml", "Thai"})
+
 #: Longest input the speech API accepts (characters).
 MAX_INPUT_CHARS = 4096
 
@@ -69,6 +72,13 @@ class OpenAITTS(oc.ClientBackend):
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self._client: Any = None
 
+
+    @classmethod
+    def suggest_voices(cls, script: str) -> list[str]:
+        """OpenAI's speech voices read the languages of Whisper's list, in these scripts."""
+        if script not in SCRIPTS:
+            return []
+        return ["tts='openai' (OpenAI's voices speak it; needs OPENAI_API_KEY and a network)"]
 
     def voices(self) -> Sequence[str]:
         """The voice names (OpenAI's, or ``voices_list`` for another server)."""
