@@ -98,6 +98,8 @@ def _pil_to_rgb(im) -> np.ndarray:
 
 
 def _as_rgb_array(a: np.ndarray) -> np.ndarray:
+    if not (a.dtype == bool or np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ImageError(f"an image array must hold integer or float pixel values, got {a.dtype}")
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
