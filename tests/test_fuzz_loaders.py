@@ -64,6 +64,19 @@ def no_files_left():
         assert left == [], f"files left behind: {left}"
 
 
+def load_bytes(loader, documented: type[Exception], data: bytes, as_path: bool):
+    """``loader`` on ``data`` (or on a file holding it): its result, or None for a documented error."""
+    with no_files_left() as cwd:
+        source = data
+        if as_path:
+            source = cwd / "input"
+            source.write_bytes(data)
+        try:
+            return loader(source)
+        except documented:
+            return None
+
+
 def _valid_png(data: bytes) -> bytes:
     from PIL import Image
 
@@ -92,15 +105,8 @@ image_bytes = st.one_of(
 @FUZZ
 @given(image_bytes, st.booleans())
 def test_image_loader_on_random_bytes(data, as_path):
-    with no_files_left() as cwd:
-        source = data
-        if as_path:
-            source = cwd / "input"
-            source.write_bytes(data)
-        try:
-            portrait = load_image(source)
-        except ImageError:
-            return
+    portrait = load_bytes(load_image, ImageError, data, as_path)
+    if portrait is not None:
         assert isinstance(portrait, Portrait) and portrait.image.dtype == np.uint8 and portrait.image.ndim == 3
 
 
@@ -141,15 +147,8 @@ def _wav(seed: bytes, cut: int, positions: list[int]) -> bytes:
     st.booleans(),
 )
 def test_audio_loader_on_random_bytes(data, as_path):
-    with no_files_left() as cwd:
-        source = data
-        if as_path:
-            source = cwd / "input"
-            source.write_bytes(data)
-        try:
-            audio = load_audio(source)
-        except AudioError:
-            return
+    audio = load_bytes(load_audio, AudioError, data, as_path)
+    if audio is not None:
         assert isinstance(audio, Audio) and audio.samples.ndim == 1 and np.isfinite(audio.samples).all()
 
 
