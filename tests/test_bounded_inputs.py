@@ -176,7 +176,7 @@ def test_piper_synthesises_a_run_on_sentence_in_bounded_pieces():
 
     tts._voice.synthesize = spy
     audio = tts.synthesize(RUN_ON)
-    assert len(calls) >= 3 and max(calls) <= MAX_SENTENCE_CHARS  # one 700-char call before
+    assert len(calls) >= 5 and max(calls) <= tts.max_chars == 150  # one 700-char call before
     starts = [p.start for p in audio.phonemes]
     assert starts == sorted(starts) and audio.phonemes[-1].end == pytest.approx(audio.duration, abs=0.05)
     assert audio.duration > 30

@@ -14,10 +14,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ModelLoadError, StageError, TextError
+from ..errors import ConfigError, MissingDependencyError, ModelLoadError, StageError, TextError
 from ..hookspecs import hookimpl
 from ..stages import BackendBase, speakable_text
-from ..text import MAX_SENTENCE_CHARS, check_scripts, language_scripts, split_sentences
+from ..text import check_scripts, language_scripts, split_sentences
 from ..values import Audio, PhonemeTiming, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ class PiperTTS(BackendBase):
         noise_scale, noise_w_scale: piper's sampling noise (None keeps the voice's defaults).
         speaker_id: speaker of a multi-speaker voice.
         sentence_silence: seconds of silence after each sentence.
+        max_chars: longest piece of text synthesised in one go. Longer sentences are cut at
+            clauses, then between words (:func:`~talkinghead.text.split_sentences`); piper's memory
+            grows with the piece (a 4,990-character run-on sentence peaked ~200 MB above the loaded
+            voice in 150-character pieces, ~540 MB in 300-character ones, 6.5–12 GB in one piece).
     """
 
     stage: ClassVar[str] = "tts"
@@ -57,10 +61,14 @@ class PiperTTS(BackendBase):
         noise_w_scale: float | None = None,
         speaker_id: int | None = None,
         sentence_silence: float = 0.0,
+        max_chars: int = 150,
     ) -> None:
+        if max_chars < 20:
+            raise ConfigError(f"max_chars must be at least 20, got {max_chars}")
         self.voice = voice
         self.length_scale, self.noise_scale, self.noise_w_scale = length_scale, noise_scale, noise_w_scale
         self.speaker_id, self.sentence_silence = speaker_id, sentence_silence
+        self.max_chars = int(max_chars)
         self._voice = None
 
     def _voice_path(self) -> Path:
@@ -127,7 +135,7 @@ class PiperTTS(BackendBase):
         ]
 
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
-        """Speak ``text``, synthesised in pieces of at most :data:`MAX_SENTENCE_CHARS` characters
+        """Speak ``text``, synthesised in pieces of at most ``max_chars`` characters
         (:func:`~talkinghead.text.split_sentences`) so memory stays bounded however long a sentence
         is; the phoneme timings run on continuously across the pieces."""
         text = speakable_text(text, require_words=True)
@@ -147,7 +155,7 @@ class PiperTTS(BackendBase):
             noise_scale=self.noise_scale,
             noise_w_scale=self.noise_w_scale,
         )
-        pieces = [self._synthesize_piece(piece, syn_config) for piece in split_sentences(text, MAX_SENTENCE_CHARS)]
+        pieces = [self._synthesize_piece(piece, syn_config) for piece in split_sentences(text, self.max_chars)]
         pieces = [p for p in pieces if p is not None]
         if not pieces:
             raise TextError(f"piper produced no speech for {text!r}; is the text in English?")
