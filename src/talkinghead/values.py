@@ -62,12 +62,15 @@ class Audio:
         sample_rate: samples per second.
         phonemes: per-phoneme timings when the TTS provides them.
         words: per-word timings when known.
+        text: the words spoken, when known (the Avatar fills it in from the text it synthesised;
+            animators read it, e.g. for an expression that follows the text's sentiment).
     """
 
     samples: np.ndarray
     sample_rate: int
     phonemes: tuple[PhonemeTiming, ...] = ()
     words: tuple[WordTiming, ...] = ()
+    text: str = ""
 
     def __post_init__(self) -> None:
         samples = np.asarray(self.samples)
@@ -88,7 +91,7 @@ class Audio:
     @classmethod
     def concatenate(cls, parts: Sequence[Audio]) -> Audio:
         """Join pieces of speech (same sample rate) end to end; their phoneme and word timings are
-        shifted onto the joined clock, so they stay continuous."""
+        shifted onto the joined clock, so they stay continuous, and their texts are joined."""
         parts = list(parts)
         if not parts:
             raise AudioError("nothing to concatenate: no audio pieces")
@@ -106,7 +109,8 @@ class Audio:
             words.extend(WordTiming(x.word, x.start + t, x.end + t) for x in p.words)
             offset += len(p.samples)
         samples = np.concatenate([p.samples for p in parts])
-        return cls(samples, rate, phonemes=tuple(phonemes), words=tuple(words))
+        text = " ".join(p.text for p in parts if p.text)
+        return cls(samples, rate, phonemes=tuple(phonemes), words=tuple(words), text=text)
 
     def resample(self, sample_rate: int) -> Audio:
         """Return this audio at another sample rate (polyphase filter; timings unchanged)."""
