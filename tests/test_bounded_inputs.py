@@ -273,6 +273,8 @@ def test_espeak_voices_speak_their_own_script_and_refuse_others():
     with pytest.raises(UnspeakableTextError, match="Chinese"):
         EspeakTTS().synthesize("你好世界")
     assert EspeakTTS().synthesize("你好", voice=VoiceProfile(voice="cmn")).duration > 0.2
+    # after the cmn voice, espeak emits an empty word event at pauses: it is not a word
+    assert [w.word for w in EspeakTTS().synthesize("Hello there, how are you?").words] == ["Hello", "there", "how", "are", "you"]
 
 
 def test_cli_refuses_unspeakable_text_with_exit_1_and_no_file(portrait_path, tmp_path):

@@ -305,7 +305,9 @@ def _phonemes(events: list[tuple], duration: float) -> tuple[PhonemeTiming, ...]
 def _words(events: list[tuple], data: bytes, duration: float) -> tuple[WordTiming, ...]:
     """Word events give the word's start time and its 1-based character position in the text."""
     text = data.decode("utf-8")
-    starts = [(ms / 1000.0, pos, length) for kind, ms, _, pos, length in events if kind == "word"]
+    # a word event without text (length 0: espeak emits one at pauses after some voices, e.g. cmn,
+    # have been used in the process) is not a word
+    starts = [(ms / 1000.0, pos, length) for kind, ms, _, pos, length in events if kind == "word" and length > 0]
     ends = [ms / 1000.0 for kind, ms, *_ in events if kind == "end"]
     out = []
     for i, (t, pos, length) in enumerate(starts):
