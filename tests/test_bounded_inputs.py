@@ -106,10 +106,10 @@ def test_pyav_stops_decoding_at_the_limit_when_the_header_lies(tmp_path, monkeyp
     _m4a(tmp_path / "a.m4a", 5.0)
     monkeypatch.setattr(thio, "MAX_AUDIO_SECONDS", 2.0)
     monkeypatch.setattr(thio, "_av_header_seconds", lambda container, stream: 1.0)  # claims 1 s
-    with pytest.raises(AudioError, match="longer than the limit"):
+    with pytest.raises(AudioError, match="longer than the 2 s limit"):
         load_audio(tmp_path / "a.m4a")
     monkeypatch.setattr(thio, "_av_header_seconds", lambda container, stream: None)  # no length at all
-    with pytest.raises(AudioError, match="longer than the limit"):
+    with pytest.raises(AudioError, match="longer than the 2 s limit"):
         load_audio(tmp_path / "a.m4a")
 
 

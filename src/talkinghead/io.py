@@ -152,11 +152,11 @@ def load_audio(audio: AudioLike, *, sample_rate: int | None = None) -> Audio:
     WAV, FLAC and OGG are read with soundfile; MP3, M4A and others with PyAV when it is installed.
     Multi-channel audio is averaged to mono; integer PCM is scaled to [-1, 1].
 
-    Args:
-        sample_rate: resample to this rate if given.
-
     Files are checked against :data:`MAX_AUDIO_SECONDS` before they are decoded (see
     :func:`_read_audio_file`), so over-long recordings are refused at once and in little memory.
+
+    Args:
+        sample_rate: resample to this rate if given.
 
     Raises:
         AudioError: missing, unreadable, empty, over-long or unsupported audio.
@@ -255,10 +255,8 @@ def _read_audio_file(audio) -> Audio:
 
 
 def _too_long(source: str, seconds: float | None = None) -> AudioError:
-    length = f"{seconds:.0f} s long, " if seconds is not None else "longer than the limit; "
-    return AudioError(
-        f"{source} is {length}over the {MAX_AUDIO_SECONDS:.0f} s limit; split it into shorter pieces"
-    )
+    length = f"{seconds:.0f} s long, over" if seconds is not None else "longer than"
+    return AudioError(f"{source} is {length} the {MAX_AUDIO_SECONDS:.0f} s limit; split it into shorter pieces")
 
 
 def _check_rate(rate: int, source: str) -> None:
