@@ -49,6 +49,16 @@ def test_text_that_mentions_a_file_is_still_a_question(small_portrait):
     assert llm.requests[-1][-1].content == "How do I open a .wav file?" and reply.answer
 
 
+def test_text_only_never_reads_a_file(small_portrait, tmp_path, monkeypatch):
+    # a server passes user text with text_only=True: an existing audio file's name stays a question
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.wav").write_bytes(b"RIFF")
+    llm, asr = FakeLLM(), FakeASR()
+    av = make(small_portrait, llm=llm, asr=asr)
+    av.ask("secret.wav", text_only=True)
+    assert llm.requests[-1][-1].content == "secret.wav" and asr.calls == []
+
+
 # -- the turn's deadline -----------------------------------------------------------------------------
 def test_deadline_scope_is_per_context_and_nests_to_the_earlier_end():
     assert remaining() is None and attempt_timeout(30.0) == 30.0

@@ -310,6 +310,7 @@ class Avatar:
         *,
         language: str | None = None,
         voice: VoiceProfile | None = None,
+        text_only: bool = False,
     ) -> Reply:
         """Answer a question (text, or speech to transcribe) with a video; remembers the exchange.
 
@@ -321,7 +322,9 @@ class Avatar:
         only when the video was made.
 
         A string that names an audio file (``"question.wav"``) is read as speech; a missing
-        one is an :class:`AudioError`, never a question sent to the LLM.
+        one is an :class:`AudioError`, never a question sent to the LLM. Pass ``text_only=True``
+        where the string comes from an untrusted user (a server): it is then always a question,
+        never a path that reads a file.
 
         The turn runs under :attr:`turn_timeout`: the remote stages get only the time left of it
         for each request and retry, and no stage starts once it has passed.
@@ -331,6 +334,7 @@ class Avatar:
             output: video path (default: a new file in ``output_dir``).
             language: language of the spoken question (None lets the ASR detect it).
             voice: voice to answer with.
+            text_only: a string ``question`` is always text, never read as an audio file path.
 
         Raises:
             NothingUnderstoodError: spoken question was silent or had fewer than ``min_words``
@@ -343,7 +347,10 @@ class Avatar:
         if self.llm is None:
             raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
         started = time.perf_counter()
-        spoken = not isinstance(question, str) or _looks_like_audio_path(question)
+        if isinstance(question, str):
+            spoken = not text_only and _looks_like_audio_path(question)
+        else:
+            spoken = True
         path = self._output_path(output, question=question if spoken else None)
         with deadline.deadline(self.turn_timeout):
             text, answer, transcript, timings = self._answer(question, spoken, language)
