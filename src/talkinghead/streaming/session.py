@@ -157,15 +157,23 @@ class LiveSession:
         return self.engine.has_speech()
 
     # -- turns from text and audio -------------------------------------------------------------
-    def ask(self, question: str | AudioLike, *, voice: VoiceProfile | None = None, language: str | None = None) -> Turn:
+    def ask(
+        self,
+        question: str | AudioLike,
+        *,
+        voice: VoiceProfile | None = None,
+        language: str | None = None,
+        text_only: bool = False,
+    ) -> Turn:
         """Answer ``question`` (text, or speech to transcribe) through the LLM; interrupts the current turn.
 
         Returns at once with the :class:`~.turns.Turn`; its speech appears in the chunk stream
-        sentence by sentence as the LLM writes it.
+        sentence by sentence as the LLM writes it. A string naming an audio file (``"q.wav"``) is
+        read as speech unless ``text_only`` — which a server must pass for text from its clients.
         """
         if self.avatar.llm is None:
             raise ConfigError("ask() needs an llm stage; create the Avatar with llm='openai' (or another LLM backend)")
-        if isinstance(question, str) and not _is_audio_path(question):
+        if isinstance(question, str) and (text_only or not _is_audio_path(question)):
             from ..avatar import check_text
 
             text = check_text(question)
@@ -290,9 +298,12 @@ class LiveSession:
 
     def _speak_text(self, turn: Turn, text: str, voice: VoiceProfile | None) -> None:
         """Synthesise ``text`` sentence by sentence into the stream."""
+        from ..avatar import _check_voice_reads
+
         av = self.avatar
         tts = av._use(av.tts)
         voice = voice or self.voice
+        _check_voice_reads(tts, text, voice)  # text the voice cannot read fails the turn with a clear error
         t0 = time.perf_counter()
         for spoken in stream_speech(tts, text, voice=voice):
             turn.check()
