@@ -327,3 +327,16 @@ def test_hostile_pushed_audio(small_portrait):
     with pytest.raises(Exception, match="numbers"):
         session.push_user_audio(np.array(["a", "b"]), 16000)
     session.close()
+
+
+def test_text_only_questions_are_never_paths(small_portrait, tmp_path):
+    llm = FakeLLM()
+    av = make(small_portrait, llm=llm, asr=FakeASR())
+    session = av.live()
+    turn = session.ask("secret.wav", text_only=True)  # a client's text, not a server-side file
+    assert turn.question == "secret.wav"
+    until_done(session, turn)
+    assert turn.status == "done" and llm.requests[-1][-1].content == "secret.wav"
+    session.close()
+    silent = list(av.stream(Audio(np.zeros(24000, np.float32), 24000)))  # silence is valid
+    assert silent and not any(c.samples.any() for c in silent)
