@@ -347,9 +347,12 @@ class LiveSession:
         x = _as_float(samples)
         with self._lock:
             ext = self._external
-            if ext is None or ext[2].in_rate != int(sample_rate):
-                if ext is not None:
-                    self._close_external()
+            if ext is not None and ext[2].in_rate != int(sample_rate):
+                # a new rate inside a segment: the old resampler's tail, then the same segment goes on
+                turn, seg, old = ext
+                self._append(turn, seg, old.flush())
+                ext = self._external = (turn, seg, StreamResampler(int(sample_rate), self.clock.sample_rate))
+            if ext is None:
                 turn = self._turn
                 if turn is None or turn.done or turn.source != "external" or turn.all_queued:
                     turn = self._new_turn("external", None, None)
