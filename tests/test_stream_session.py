@@ -219,6 +219,29 @@ def test_external_speech_segments_and_clear(small_portrait):
     session.close()
 
 
+def test_external_speech_changing_rate_stays_one_segment(small_portrait):
+    """A new sample rate inside a pushed segment continues it (one segment_end, one turn)."""
+    av = make(small_portrait, llm=None)
+    session = av.live(chunk_frames=2)
+    voice = tone_speech(["x", "y"], sample_rate=16000)
+    half = len(voice.samples) // 2
+    session.push_speech(voice.samples[:half], 16000)
+    session.push_speech(Audio(voice.samples[half:], 16000).resample(48000))
+    session.end_speech()
+    chunks = []
+    for chunk in session:
+        chunks.append(chunk)
+        if chunk.segment_end:
+            break
+        assert len(chunks) < 500
+    assert abs(sum(c.n_frames for c in chunks) - voice.duration * 25) <= 1
+    assert all(c.kind == "speech" for c in chunks) and len({c.turn for c in chunks}) == 1
+    assert next(session).kind == "idle"
+    ended = [e for e in session.poll_events() if isinstance(e, TurnEnded)]
+    assert [e.status for e in ended] == ["done"]
+    session.close()
+
+
 def test_async_interface(small_portrait):
     llm = FakeLLM()
     llm.enqueue("Async works fine.")

@@ -379,11 +379,14 @@ class RemoteAvatarSession(AvatarSession):
         result = self._launch(self.worker_info(room))
         if inspect.isawaitable(result):
             await result
+        options: dict[str, Any] = {}
+        if "wait_playback_start" in inspect.signature(DataStreamAudioOutput.__init__).parameters:
+            options["wait_playback_start"] = True  # the AvatarRunner reports when playback starts (>= 1.5.6)
         sink = DataStreamAudioOutput(
             room,
             destination_identity=self._identity,
             wait_remote_track=rtc.TrackKind.KIND_VIDEO if self._wait_for_video else None,
-            wait_playback_start=True,  # the AvatarRunner reports when playback starts
+            **options,
         )
         _route_audio(agent_session, sink)
 

@@ -224,7 +224,9 @@ class TalkingHeadVideoService(FrameProcessor):
         self._contexts.clear()
         if self._first_pending:
             self._first_pending = False
-            await self.cancel_ttfb_metrics()
+            cancel = getattr(self, "cancel_ttfb_metrics", None)  # Pipecat >= 1.4 (older: the base stops all metrics)
+            if cancel is not None:
+                await cancel()
 
     async def _finish(self) -> None:
         """EndFrame: let the queued speech play to its end (bounded), then stop."""
