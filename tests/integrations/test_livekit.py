@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("livekit.agents", reason="needs talkinghead[livekit] (the .venv-agents environment)")
 
 from livekit import rtc  # noqa: E402
+from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, Agent, AgentSession, tts  # noqa: E402
 from livekit.agents.voice.avatar import (  # noqa: E402
     AudioSegmentEnd,
     AvatarOptions,
@@ -36,6 +37,7 @@ from talkinghead.integrations.livekit import (  # noqa: E402
 )
 
 from talkinghead.integrations import pcm16_bytes as pcm16  # noqa: E402
+from talkinghead.testing import tone_speech  # noqa: E402
 
 FPS = 25
 
@@ -63,6 +65,8 @@ class _Emitter:
 @dataclass
 class _Publication:
     track: Any
+    kind: int
+    sid: str
 
     async def wait_for_subscription(self) -> None:
         return None
@@ -70,12 +74,18 @@ class _Publication:
 
 @dataclass
 class _LocalParticipant:
+    room: Any
     identity: str = "agent-1"
+    kind: int = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
     published: list[Any] = field(default_factory=list)
+    track_publications: dict[str, _Publication] = field(default_factory=dict)
 
     async def publish_track(self, track: Any, options: Any) -> _Publication:
         self.published.append(track)
-        return _Publication(track)
+        pub = _Publication(track, track.kind, f"TR_{len(self.published)}")
+        self.track_publications[pub.sid] = pub
+        self.room.emit("local_track_published", pub, track)
+        return pub
 
 
 class FakeRoom(_Emitter):
@@ -83,7 +93,7 @@ class FakeRoom(_Emitter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.local_participant = _LocalParticipant()
+        self.local_participant = _LocalParticipant(self)
         self.remote_participants: dict[str, Any] = {}
 
     def isconnected(self) -> bool:
@@ -241,3 +251,66 @@ def test_separate_worker_runs_until_the_agent_leaves(avatar, speech):
         assert not room.handlers.get("participant_disconnected")  # its listeners are removed
 
     asyncio.run(asyncio.wait_for(main(), 90))
+
+
+class ToneTTS(tts.TTS):
+    """A LiveKit TTS plug-in that "speaks" tone_speech (one 0.3 s tone per word), offline."""
+
+    def __init__(self) -> None:
+        super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=16000, num_channels=1)
+
+    def synthesize(self, text: str, *, conn_options: Any = DEFAULT_API_CONNECT_OPTIONS) -> tts.ChunkedStream:
+        return _ToneStream(tts=self, input_text=text, conn_options=conn_options)
+
+
+class _ToneStream(tts.ChunkedStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        audio = tone_speech(self.input_text.split(), sample_rate=16000)
+        output_emitter.initialize(request_id="tone", sample_rate=16000, num_channels=1, mime_type="audio/pcm")
+        output_emitter.push(pcm16(audio.samples))
+        output_emitter.flush()
+
+
+@pytest.mark.slow
+def test_in_agent_worker_with_agent_session(avatar):
+    """LiveKit's AgentSession speaks through its TTS into TalkingHeadAvatarSession; interrupt() idles."""
+    words = "one two three four"
+    expected = tone_speech(words.split(), sample_rate=16000).duration * FPS
+
+    async def main():
+        room = FakeRoom()
+        session = AgentSession(tts=ToneTTS())
+        avatar_session = TalkingHeadAvatarSession(avatar, on_utterance=utterances.append)
+        await avatar_session.start(session, room)
+        assert avatar_session.audio_output is not None and avatar_session.runner is not None
+        rec = Recorder(avatar_session.runner)
+        await session.start(agent=Agent(instructions="You are a test."))
+        try:
+            await wait_until(lambda: len(rec.videos()) >= 5, 20, "idle frames")
+            mark = len(rec.items)
+            handle = session.say(words)
+            await asyncio.wait_for(handle.wait_for_playout(), 30)
+            spoken = sum(w for _, _, w in rec.videos(mark))
+            assert abs(spoken - expected) <= 1, (spoken, expected)
+            assert not handle.interrupted
+            assert avatar_session.avatar_identity == "agent-1"  # published as the agent itself
+            assert {type(t).__name__ for t in room.local_participant.published} == {"LocalAudioTrack", "LocalVideoTrack"}
+
+            mark = len(rec.items)
+            handle = session.say(" ".join(["word"] * 12))
+            await wait_until(lambda: sum(w for _, _, w in rec.videos(mark)) >= 10, 10, "speech frames")
+            handle.interrupt()
+            cut = len(rec.items)
+            await wait_until(lambda: len(rec.videos(cut)) >= 10, 10, "frames after the interruption")
+            after = rec.videos(cut)
+            assert sum(w for _, _, w in after) <= 2 and not any(w for _, _, w in after[3:])
+            await asyncio.wait_for(handle.wait_for_playout(), 10)
+            assert handle.interrupted
+        finally:
+            await session.aclose()
+            await avatar_session.aclose()
+
+    utterances: list[Any] = []
+    asyncio.run(asyncio.wait_for(main(), 120))
+    assert [u.status for u in utterances] == ["done", "interrupted"]
+    assert utterances[0].metrics.first_frame_s < 1.0

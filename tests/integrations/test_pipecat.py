@@ -30,22 +30,16 @@ from pipecat.frames.frames import (  # noqa: E402
 )
 from pipecat.metrics.metrics import TTFBMetricsData  # noqa: E402
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.transports.base_output import BaseOutputTransport  # noqa: E402
 from pipecat.transports.base_transport import TransportParams  # noqa: E402
+from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from talkinghead.integrations import pcm16_bytes  # noqa: E402
 from talkinghead.integrations.pipecat import TalkingHeadVideoService  # noqa: E402
 
 FPS = 25
-
-try:  # Pipecat >= 1.3
-    from pipecat.pipeline.worker import PipelineParams, PipelineWorker as _Worker
-    from pipecat.workers.runner import WorkerRunner as _Runner
-except ImportError:  # older 1.x
-    from pipecat.pipeline.runner import PipelineRunner as _Runner  # type: ignore[no-redef]
-    from pipecat.pipeline.task import PipelineParams, PipelineTask as _Worker  # type: ignore[no-redef]
-
 
 class Sink(FrameProcessor):
     """Records every frame that reaches the end of the pipeline, with its arrival time."""
@@ -70,7 +64,7 @@ def tts_frames(samples: np.ndarray, rate: int, piece_ms: int = 20) -> list[Frame
 
 async def run_pipeline(processors: Sequence[FrameProcessor], script: Sequence[Any], *, metrics: bool = True) -> None:
     """Run ``Pipeline(processors)``; ``script`` holds frames to queue and seconds to wait; ends with EndFrame."""
-    worker = _Worker(Pipeline(list(processors)), params=PipelineParams(enable_metrics=metrics), cancel_on_idle_timeout=False)
+    worker = PipelineWorker(Pipeline(list(processors)), params=PipelineParams(enable_metrics=metrics), cancel_on_idle_timeout=False)
     started = asyncio.Event()
 
     @worker.event_handler("on_pipeline_started")
@@ -86,13 +80,9 @@ async def run_pipeline(processors: Sequence[FrameProcessor], script: Sequence[An
                 await worker.queue_frame(item)
         await worker.queue_frame(EndFrame())
 
-    runner = _Runner(handle_sigint=False)
-    if hasattr(runner, "add_workers"):  # Pipecat >= 1.3
-        await runner.add_workers(worker)
-        run = runner.run()
-    else:
-        run = runner.run(worker)
-    await asyncio.wait_for(asyncio.gather(run, feed()), 120)
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await asyncio.wait_for(asyncio.gather(runner.run(), feed()), 120)
 
 
 def images_with_audio(frames: list[tuple[float, Frame]]) -> list[tuple[int, bool]]:

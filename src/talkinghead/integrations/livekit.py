@@ -205,11 +205,12 @@ class TalkingHeadAvatarSession(AvatarSession):
         self.generator: TalkingHeadVideoGenerator | None = None
         self.runner: AvatarRunner | None = None
         self.audio_output: QueueAudioOutput | None = None
+        self._avatar_room: rtc.Room | None = None
 
     @property
     def avatar_identity(self) -> str:
         # the video is published by the agent's own participant
-        room = self._room
+        room = self._avatar_room
         return room.local_participant.identity if room is not None else ""
 
     @property
@@ -218,6 +219,7 @@ class TalkingHeadAvatarSession(AvatarSession):
 
     async def start(self, agent_session: AgentSession, room: rtc.Room) -> None:  # type: ignore[override]
         """Start the runner and route ``agent_session``'s audio output into it."""
+        self._avatar_room = room
         await super().start(agent_session, room)
         generator = TalkingHeadVideoGenerator(self.avatar, **self._generator_options)
         options = await asyncio.to_thread(lambda: generator.options)  # loads the models, renders one frame
@@ -235,8 +237,11 @@ class TalkingHeadAvatarSession(AvatarSession):
         if self.generator is not None:
             await self.generator.aclose()
             self.generator = None
-        # the avatar is the agent's own participant: never remove it from the room
-        self._room = None
+        # the avatar is the agent's own participant: the base class must not remove it from the room
+        if getattr(self, "_room", None) is not None:
+            self._room.off("connection_state_changed", self._on_connection_state_changed)  # type: ignore[union-attr]
+            self._room = None
+        self._avatar_room = None
         await super().aclose()
 
 
