@@ -242,6 +242,32 @@ def test_external_speech_changing_rate_stays_one_segment(small_portrait):
     session.close()
 
 
+def test_paced_stream_waits_for_late_speech_before_filling_it(small_portrait):
+    """underrun_wait: speech whose second half comes late is not stretched with silence."""
+    import threading
+
+    voice = tone_speech(["x", "y"], sample_rate=16000)
+    half = len(voice.samples) // 2
+    expected = voice.duration * 25
+    counts = {}
+    for wait in (0.0, 2.0):
+        session = make(small_portrait, llm=None).live(realtime=True, underrun_wait=wait)
+        next(session)
+        session.push_speech(voice.samples[:half], 16000)
+        late = threading.Timer(0.5, lambda s=session: (s.push_speech(voice.samples[half:], 16000), s.end_speech()))
+        late.start()
+        speech = 0
+        for chunk in session:
+            speech += chunk.kind == "speech"
+            if chunk.segment_end:
+                break
+        late.join()
+        session.close()
+        counts[wait] = speech
+    assert abs(counts[2.0] - expected) <= 1, counts  # waited: exactly the audio
+    assert counts[0.0] > expected + 3, counts  # filled at once: silence inserted in the middle
+
+
 def test_async_interface(small_portrait):
     llm = FakeLLM()
     llm.enqueue("Async works fine.")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import AudioError, ConfigError
-from ..streaming.clock import STREAM_SAMPLE_RATE, StreamClock
+from ..streaming.clock import STREAM_SAMPLE_RATE, StreamClock, as_fps
 from ..streaming.events import SessionEvent, TurnEnded
 from ..values import AVChunk
 
@@ -75,6 +75,9 @@ class SpeechDrivenStream:
         sample_rate: audio rate of the chunks (default 24000).
         max_lead: how far ahead of the wall clock chunks may be handed out (seconds).
         chunk_frames: frames per chunk (1: the quickest interruptions).
+        underrun_wait: when speech is late (a burst of pieces still being pushed, a slow TTS), wait
+            this long for it before filling the gap with silence: an utterance then comes back
+            exactly as long as its audio.
         on_utterance: called with the :class:`~talkinghead.streaming.TurnEnded` event of every
             utterance (status and :class:`~talkinghead.streaming.TurnMetrics`: ``first_frame_s`` is
             the time from its first pushed audio to its first frame).
@@ -89,19 +92,21 @@ class SpeechDrivenStream:
         self,
         avatar: Avatar,
         *,
-        fps: float | None = None,
+        fps: float | Fraction | None = None,
         sample_rate: int | None = None,
         max_lead: float = 0.2,
         chunk_frames: int = 1,
+        underrun_wait: float = 1.0,
         on_utterance: Callable[[TurnEnded], None] | None = None,
         **session_options: Any,
     ) -> None:
         if max_lead < 0:
             raise ConfigError(f"max_lead must not be negative, got {max_lead}")
         self.avatar = avatar
-        self.clock = StreamClock(fps if fps is not None else avatar.stream_fps, sample_rate or STREAM_SAMPLE_RATE)
+        self.clock = StreamClock(as_fps(fps if fps is not None else avatar.stream_fps), sample_rate or STREAM_SAMPLE_RATE)
         self.max_lead = float(max_lead)
         self.chunk_frames = int(chunk_frames)
+        self.underrun_wait = float(underrun_wait)
         self.on_utterance = on_utterance
         self.utterances: deque[TurnEnded] = deque(maxlen=100)
         self._session_options = session_options
@@ -139,6 +144,7 @@ class SpeechDrivenStream:
                     sample_rate=self.clock.sample_rate,
                     realtime=True,
                     max_lead=self.max_lead,
+                    underrun_wait=self.underrun_wait,
                     chunk_frames=self.chunk_frames,
                     turn_timeout=None,
                     on_event=self._on_event,

@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -96,7 +97,7 @@ class TalkingHeadVideoGenerator(VideoGenerator):
         self,
         avatar: Avatar,
         *,
-        fps: float | None = None,
+        fps: float | Fraction | None = None,
         sample_rate: int | None = None,
         video_format: VideoFormat = "rgba",
         max_lead: float = 0.2,

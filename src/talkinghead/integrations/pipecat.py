@@ -36,7 +36,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError
-from ..streaming.clock import STREAM_SAMPLE_RATE, StreamClock
+from ..streaming.clock import STREAM_SAMPLE_RATE, StreamClock, as_fps
 from .bridge import SpeechDrivenStream, pcm16_bytes
 
 try:
@@ -88,7 +88,7 @@ class TalkingHeadVideoService(FrameProcessor):
         self,
         avatar: Avatar,
         *,
-        fps: float | None = None,
+        fps: float | Fraction | None = None,
         sample_rate: int | None = None,
         max_lead: float = 0.3,
         end_timeout: float = 30.0,
@@ -98,7 +98,7 @@ class TalkingHeadVideoService(FrameProcessor):
     ) -> None:
         super().__init__(name=name)
         self.avatar = avatar
-        self.clock = StreamClock(fps if fps is not None else avatar.stream_fps, sample_rate or STREAM_SAMPLE_RATE)
+        self.clock = StreamClock(as_fps(fps if fps is not None else avatar.stream_fps), sample_rate or STREAM_SAMPLE_RATE)
         self._sample_rate = sample_rate
         self.max_lead = max_lead
         self.end_timeout = end_timeout

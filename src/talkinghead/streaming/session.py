@@ -61,6 +61,10 @@ class LiveSession:
         realtime: pace the chunks to the wall clock (live consumers). False: as fast as possible,
             and never idle while an answer is being prepared (tests, files).
         max_lead: how far ahead of the wall clock a paced stream may run (seconds).
+        underrun_wait: how long a paced stream that fell behind waits for speech that has not
+            arrived yet before filling the gap with silence (seconds; 0: fill at once). Speech that
+            has arrived is rendered at once either way; waiting keeps pushed speech exactly as long
+            as its audio when it arrives in bursts.
         voice: voice of the answers.
         turn_timeout: seconds a turn may take to produce its whole answer before it is given up.
         vad: ``"silero"`` (bundled with faster-whisper), ``"energy"`` or a detector object.
@@ -82,6 +86,7 @@ class LiveSession:
         chunk_frames: int = 1,
         realtime: bool = False,
         max_lead: float = 0.04,
+        underrun_wait: float = 0.0,
         voice: VoiceProfile | None = None,
         turn_timeout: float | None = 30.0,
         vad: Any = "silero",
@@ -102,6 +107,8 @@ class LiveSession:
         self.chunk_frames = int(chunk_frames)
         self.realtime = bool(realtime)
         self.max_lead = max(0.0, float(max_lead))
+        self.underrun_wait = max(0.0, float(underrun_wait))
+        self._starved_since: float | None = None  # when a late paced stream began waiting for speech
         self.voice = voice
         self.turn_timeout = turn_timeout
         self.barge_in = barge_in
@@ -518,9 +525,17 @@ class LiveSession:
             busy = turn is not None and not turn.all_queued and not turn.done
             kind = "listening" if self._user_speaking or busy else "idle"
             late = self.realtime and now >= self._due(engine.next_frame)
-            chunk = engine.produce(self.chunk_frames, idle=self.realtime or not busy, force=late, idle_kind=kind)
+            starved = self._starved_since
+            # a late stream renders speech it has (even before its look-ahead is complete) at once;
+            # silence for speech that has not arrived is only inserted after underrun_wait
+            force = late and (self.underrun_wait <= 0 or self._stream.pending() > 0
+                              or (starved is not None and now - starved >= self.underrun_wait))
+            chunk = engine.produce(self.chunk_frames, idle=self.realtime or not busy, force=force, idle_kind=kind)
             if chunk is not None:
+                self._starved_since = None
                 break
+            if late and starved is None:
+                self._starved_since = now
             engine.wait(0.01 if self.realtime else 0.05)
         self._account(chunk)
         return chunk
