@@ -111,3 +111,22 @@ def test_clear_drops_the_utterance_and_idles(small_portrait):
     assert all(c.kind == "idle" for c in out[mark:]), [c.kind for c in out[mark:]]
     assert not any(c.segment_end for c in out)
     assert stream.clear() is None  # closed: nothing to clear
+
+
+def test_livekit_worker_command_says_what_is_missing(portrait_path, monkeypatch):
+    import io
+
+    from talkinghead.cli import main
+
+    monkeypatch.delenv("LIVEKIT_URL", raising=False)
+    monkeypatch.delenv("LIVEKIT_TOKEN", raising=False)
+    err = io.StringIO()
+    assert main(["livekit-worker", "--image", str(portrait_path)], out=io.StringIO(), err=err) == 1
+    assert "LIVEKIT_URL/LIVEKIT_TOKEN" in err.getvalue()
+    try:
+        import livekit.agents  # noqa: F401
+    except ImportError:  # the main environment: the error names the extra
+        err = io.StringIO()
+        args = ["livekit-worker", "--image", str(portrait_path), "--url", "ws://127.0.0.1:9", "--token", "t"]
+        assert main(args, out=io.StringIO(), err=err) == 1
+        assert "talkinghead[livekit]" in err.getvalue()
