@@ -345,7 +345,7 @@ def resolve_jobs(jobs: Sequence[Job | BadJob | Mapping[str, Any]], defaults: Def
 
 
 def _resolve(index: int, job: Job, defaults: Defaults, default_animator: str | None) -> ResolvedJob:
-    from ..avatar import check_text
+    from ..text import check_text
 
     if not job.image:
         raise JobSpecError("the job has no image; give the portrait in the image column")
