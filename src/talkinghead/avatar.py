@@ -22,7 +22,7 @@ from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from .errors import AudioError, ConfigError, NothingUnderstoodError, StageError
 from .io import AudioLike, ImageLike, check_speech, load_audio, load_image, looks_like_audio_path
 from .output import check_output_path
-from .plugins import check_voice_reads, get_registry
+from .plugins import check_voice_reads, default_animator
 from .stages import PROTOCOLS, frame_count
 from .text import check_text, clean_for_speech, cut_at_sentence
 from .values import Audio, AVChunk, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
@@ -111,7 +111,7 @@ class Avatar:
             raise ConfigError(f"turn_timeout must be a positive number of seconds or None, got {turn_timeout}")
         self.turn_timeout = None if turn_timeout is None else float(turn_timeout)
         self.tts = self._resolve("tts", tts)
-        self.animator = self._resolve("animator", animator if animator is not None else _default_animator())
+        self.animator = self._resolve("animator", animator if animator is not None else default_animator())
         self.enhancer = self._resolve("enhancer", enhancer)
         self.writer = self._resolve("writer", writer)
         self.asr = self._resolve("asr", asr)
@@ -547,21 +547,3 @@ def _mesh_finder() -> Any:
     finder = MeshLandmarks("auto")
     finder.load()
     return finder
-
-
-def _default_animator() -> str:
-    """``sadtalker`` when it is installed and its weights are cached, else ``viseme``."""
-    registry = get_registry()
-    if "sadtalker" in registry.names("animator"):
-        cls = registry.get("animator", "sadtalker").cls
-        available = getattr(cls, "weights_available", None)
-        try:
-            if available is not None and available():
-                log.info("animator: sadtalker (its weights are in the cache)")
-                return "sadtalker"
-        except Exception as exc:  # a broken check must not stop the default path
-            log.debug("sadtalker weights check failed: %s", exc)
-        log.info("animator: viseme (sadtalker weights not in the cache; `talkinghead weights download sadtalker`)")
-    else:
-        log.info("animator: viseme (the embedded default)")
-    return "viseme"

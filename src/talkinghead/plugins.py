@@ -273,3 +273,21 @@ def check_voice_reads(tts: Any, text: str, voice: VoiceProfile | None) -> None:
         hints = voice_suggestions(exc.scripts)
         hint = "; or ".join(hints) if hints else "choose a TTS voice for that language (`talkinghead plugins` lists the TTS backends)"
         raise UnspeakableTextError(f"{exc}. To speak it use {hint}", exc.scripts) from None
+
+
+def default_animator() -> str:
+    """``sadtalker`` when it is installed and its weights are cached, else ``viseme``."""
+    registry = get_registry()
+    if "sadtalker" in registry.names("animator"):
+        cls = registry.get("animator", "sadtalker").cls
+        available = getattr(cls, "weights_available", None)
+        try:
+            if available is not None and available():
+                log.info("animator: sadtalker (its weights are in the cache)")
+                return "sadtalker"
+        except Exception as exc:  # a broken check must not stop the default path
+            log.debug("sadtalker weights check failed: %s", exc)
+        log.info("animator: viseme (sadtalker weights not in the cache; `talkinghead weights download sadtalker`)")
+    else:
+        log.info("animator: viseme (the embedded default)")
+    return "viseme"
