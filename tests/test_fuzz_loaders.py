@@ -195,7 +195,7 @@ def test_text_functions_on_random_unicode(text, max_chars):
 @FUZZ
 @given(st.text(max_size=300))
 def test_avatar_text_check_on_random_unicode(text):
-    from talkinghead.avatar import check_text
+    from talkinghead.text import check_text
 
     try:
         out = check_text(text)

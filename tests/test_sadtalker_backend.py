@@ -145,12 +145,12 @@ def test_crop_portrait_face_policy():
 def test_default_animator_follows_cached_weights(tmp_path, monkeypatch, caplog):
     import logging
 
-    from talkinghead.avatar import _default_animator
+    from talkinghead.plugins import default_animator
 
     monkeypatch.setenv("TALKINGHEAD_CACHE", str(tmp_path))
     assert checkpoint.default_weights_dir() == tmp_path / "weights" / "sadtalker"
     with caplog.at_level(logging.INFO, logger="talkinghead"):
-        assert _default_animator() == "viseme"
+        assert default_animator() == "viseme"
     assert "talkinghead weights download sadtalker" in caplog.text
     d = tmp_path / "weights" / "sadtalker"
     d.mkdir(parents=True)
@@ -158,7 +158,7 @@ def test_default_animator_follows_cached_weights(tmp_path, monkeypatch, caplog):
         (d / name).write_bytes(b"")  # presence is what the default choice checks
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="talkinghead"):
-        assert _default_animator() == "sadtalker"
+        assert default_animator() == "sadtalker"
     assert "animator: sadtalker" in caplog.text
 
 

@@ -18,6 +18,7 @@ from talkinghead.backends.sadtalker import checkpoint  # noqa: E402
 from talkinghead.backends.sadtalker.generator import OcclusionAwareSPADEGenerator  # noqa: E402
 from talkinghead.backends.sadtalker.keypoints import transform_keypoints  # noqa: E402
 from talkinghead.backends.sadtalker.kp_detector import KPDetector, gaussian_kernel  # noqa: E402
+from talkinghead.checkpoints import check_state, load_into  # noqa: E402
 from talkinghead.errors import ModelLoadError, WeightsMissingError  # noqa: E402
 from talkinghead.testing import nets  # noqa: E402
 
@@ -35,9 +36,8 @@ def bundle(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_nets(bundle):
     state = checkpoint.read_state(bundle)
-    kp = checkpoint.load_into(KPDetector(), checkpoint.select(state, "kp_extractor"), what="kp", path=bundle)
-    gen = checkpoint.load_into(OcclusionAwareSPADEGenerator(), checkpoint.select(state, "generator"),
-                               what="generator", path=bundle)
+    kp = load_into(KPDetector(), checkpoint.select(state, "kp_extractor"), what="kp", source=bundle)
+    gen = load_into(OcclusionAwareSPADEGenerator(), checkpoint.select(state, "generator"), what="generator", source=bundle)
     return kp, gen
 
 
@@ -129,7 +129,7 @@ def test_wrong_shape_names_key_and_shapes(tmp_path):
     want = tuple(state["kp.weight"].shape)
     state["kp.weight"] = torch.zeros(15, want[1], 7, 7, 7)
     with pytest.raises(ModelLoadError) as e:
-        checkpoint.load_into(nets.tiny_kp_detector(), state, what="kp_extractor", path=tmp_path / "f.safetensors")
+        load_into(nets.tiny_kp_detector(), state, what="kp_extractor", source=tmp_path / "f.safetensors")
     msg = str(e.value)
     assert "kp.weight" in msg and f"(15, {want[1]}, 7, 7, 7)" in msg and str(want) in msg
 
@@ -139,13 +139,13 @@ def test_missing_and_unexpected_keys(tmp_path):
     state = dict(net.state_dict())
     # num_batches_tracked may be absent (old files)
     light = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    checkpoint.check_state(net, light, what="kp", path=tmp_path / "f")
+    check_state(net, light, what="kp", source=tmp_path / "f")
     del light["kp.bias"]
     with pytest.raises(ModelLoadError, match="kp.bias"):
-        checkpoint.check_state(net, light, what="kp", path=tmp_path / "f")
+        check_state(net, light, what="kp", source=tmp_path / "f")
     state["extra.weight"] = torch.zeros(1)
     with pytest.raises(ModelLoadError, match="extra.weight"):
-        checkpoint.check_state(net, state, what="kp", path=tmp_path / "f")
+        check_state(net, state, what="kp", source=tmp_path / "f")
 
 
 def test_substring_rule():

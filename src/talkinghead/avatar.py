@@ -19,12 +19,12 @@ from typing import Any, Union
 from . import deadline
 from .cache import ModelCache, default_cache
 from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
-from .errors import AudioError, ConfigError, NothingUnderstoodError, StageError, TextError
-from .io import AUDIO_SUFFIXES, AudioLike, ImageLike, check_speech, load_audio, load_image
+from .errors import AudioError, ConfigError, NothingUnderstoodError, StageError
+from .io import AudioLike, ImageLike, check_speech, load_audio, load_image, looks_like_audio_path
 from .output import check_output_path
-from .plugins import get_registry, voice_suggestions
+from .plugins import check_voice_reads, default_animator
 from .stages import PROTOCOLS, frame_count
-from .text import UnspeakableTextError, check_scripts, clean_for_speech, cut_at_sentence, speakable_text
+from .text import check_text, clean_for_speech, cut_at_sentence
 from .values import Audio, AVChunk, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,6 @@ StageSpec = Union[str, tuple, Any, None]
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called per chunk of work."""
 
-#: Longest text ``say`` accepts (characters); longer scripts should be split into several videos.
-MAX_TEXT_CHARS = 5000
 
 MULTIPLE_FACES = ("largest", "refuse")
 
@@ -113,7 +111,7 @@ class Avatar:
             raise ConfigError(f"turn_timeout must be a positive number of seconds or None, got {turn_timeout}")
         self.turn_timeout = None if turn_timeout is None else float(turn_timeout)
         self.tts = self._resolve("tts", tts)
-        self.animator = self._resolve("animator", animator if animator is not None else _default_animator())
+        self.animator = self._resolve("animator", animator if animator is not None else default_animator())
         self.enhancer = self._resolve("enhancer", enhancer)
         self.writer = self._resolve("writer", writer)
         self.asr = self._resolve("asr", asr)
@@ -201,7 +199,7 @@ class Avatar:
         if self.tts is None:
             raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
         tts = self._use(self.tts)
-        _check_voice_reads(tts, text, voice)
+        check_voice_reads(tts, text, voice)
         audio = tts.synthesize(text, voice=voice)
         # The spoken text travels with the audio (animators read it, e.g. emotion="auto").
         return audio if audio.text else replace(audio, text=text)
@@ -355,11 +353,11 @@ class Avatar:
             StageError: a stage failed while streaming.
         """
         text = audio = None
-        if isinstance(text_or_audio, str) and not _looks_like_audio_path(text_or_audio):
+        if isinstance(text_or_audio, str) and not looks_like_audio_path(text_or_audio):
             text = check_text(text_or_audio)
             if self.tts is None:
                 raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
-            _check_voice_reads(self._use(self.tts), text, voice)  # refused before anything is rendered
+            check_voice_reads(self._use(self.tts), text, voice)  # refused before anything is rendered
         else:
             audio = load_audio(text_or_audio)
             try:
@@ -477,7 +475,7 @@ class Avatar:
             raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
         started = time.perf_counter()
         if isinstance(question, str):
-            spoken = not text_only and _looks_like_audio_path(question)
+            spoken = not text_only and looks_like_audio_path(question)
         else:
             spoken = True
         path = self._output_path(output, question=question if spoken else None)
@@ -543,66 +541,9 @@ class Avatar:
         return f"<Avatar {w}×{h} {parts}, fps={self.fps:g}>"
 
 
-def check_text(text: str) -> str:
-    """Validate text to speak: not empty, at most :data:`MAX_TEXT_CHARS` characters."""
-    if not isinstance(text, str):
-        raise TextError(f"text must be a string, got {type(text).__name__}")
-    stripped = speakable_text(text)
-    if len(stripped) > MAX_TEXT_CHARS:
-        raise TextError(
-            f"the text is {len(stripped)} characters, over the {MAX_TEXT_CHARS} limit; split it into several videos"
-        )
-    return stripped
-
-
-def _check_voice_reads(tts: Any, text: str, voice: VoiceProfile | None) -> None:
-    """Refuse text the TTS voice cannot read (it declares ``scripts(voice)``), naming what can."""
-    scripts = getattr(tts, "scripts", None)
-    if not callable(scripts):
-        return
-    label = (voice.voice if voice is not None and voice.voice else None) or getattr(tts, "voice", None)
-    if not label:
-        names = list(tts.voices())
-        label = names[0] if len(names) == 1 else ""
-    who = f"the {tts.name} voice {label}".rstrip()
-    try:
-        check_scripts(text, scripts(voice), voice=who)
-    except UnspeakableTextError as exc:
-        hints = voice_suggestions(exc.scripts)
-        hint = "; or ".join(hints) if hints else "choose a TTS voice for that language (`talkinghead plugins` lists the TTS backends)"
-        raise UnspeakableTextError(f"{exc}. To speak it use {hint}", exc.scripts) from None
-
-
-def _looks_like_audio_path(s: str) -> bool:
-    """A string names an audio file when it ends in an audio extension and is an existing path or a
-    single token without spaces (``"missing.wav"``); ``"what is a .wav file"`` is a question."""
-    stripped = s.strip()
-    if Path(stripped).suffix.lower() not in AUDIO_SUFFIXES:
-        return False
-    return Path(stripped).exists() or not any(ch.isspace() for ch in stripped)
-
-
 def _mesh_finder() -> Any:
     from .face.landmarks import MeshLandmarks
 
     finder = MeshLandmarks("auto")
     finder.load()
     return finder
-
-
-def _default_animator() -> str:
-    """``sadtalker`` when it is installed and its weights are cached, else ``viseme``."""
-    registry = get_registry()
-    if "sadtalker" in registry.names("animator"):
-        cls = registry.get("animator", "sadtalker").cls
-        available = getattr(cls, "weights_available", None)
-        try:
-            if available is not None and available():
-                log.info("animator: sadtalker (its weights are in the cache)")
-                return "sadtalker"
-        except Exception as exc:  # a broken check must not stop the default path
-            log.debug("sadtalker weights check failed: %s", exc)
-        log.info("animator: viseme (sadtalker weights not in the cache; `talkinghead weights download sadtalker`)")
-    else:
-        log.info("animator: viseme (the embedded default)")
-    return "viseme"

@@ -367,3 +367,12 @@ def check_speech(audio: Audio, *, silence_dbfs: float = -55.0) -> None:
             f"the audio is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS); "
             "check the recording or the microphone level"
         )
+
+
+def looks_like_audio_path(s: str) -> bool:
+    """A string names an audio file when it ends in an audio extension and is an existing path or a
+    single token without spaces (``"missing.wav"``); ``"what is a .wav file"`` is a question."""
+    stripped = s.strip()
+    if Path(stripped).suffix.lower() not in AUDIO_SUFFIXES:
+        return False
+    return Path(stripped).exists() or not any(ch.isspace() for ch in stripped)

@@ -17,13 +17,17 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import BackendNotFoundError, ConfigError
 from .stages import STAGES
+from .text import UnspeakableTextError, check_scripts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .values import VoiceProfile
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +255,39 @@ def voice_suggestions(scripts: Iterable[str]) -> list[str]:
                 continue
             hints.extend(h for h in found if h not in hints)
     return hints
+
+
+def check_voice_reads(tts: Any, text: str, voice: VoiceProfile | None) -> None:
+    """Refuse text the TTS voice cannot read (it declares ``scripts(voice)``), naming what can."""
+    scripts = getattr(tts, "scripts", None)
+    if not callable(scripts):
+        return
+    label = (voice.voice if voice is not None and voice.voice else None) or getattr(tts, "voice", None)
+    if not label:
+        names = list(tts.voices())
+        label = names[0] if len(names) == 1 else ""
+    who = f"the {tts.name} voice {label}".rstrip()
+    try:
+        check_scripts(text, scripts(voice), voice=who)
+    except UnspeakableTextError as exc:
+        hints = voice_suggestions(exc.scripts)
+        hint = "; or ".join(hints) if hints else "choose a TTS voice for that language (`talkinghead plugins` lists the TTS backends)"
+        raise UnspeakableTextError(f"{exc}. To speak it use {hint}", exc.scripts) from None
+
+
+def default_animator() -> str:
+    """``sadtalker`` when it is installed and its weights are cached, else ``viseme``."""
+    registry = get_registry()
+    if "sadtalker" in registry.names("animator"):
+        cls = registry.get("animator", "sadtalker").cls
+        available = getattr(cls, "weights_available", None)
+        try:
+            if available is not None and available():
+                log.info("animator: sadtalker (its weights are in the cache)")
+                return "sadtalker"
+        except Exception as exc:  # a broken check must not stop the default path
+            log.debug("sadtalker weights check failed: %s", exc)
+        log.info("animator: viseme (sadtalker weights not in the cache; `talkinghead weights download sadtalker`)")
+    else:
+        log.info("animator: viseme (the embedded default)")
+    return "viseme"

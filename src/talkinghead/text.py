@@ -368,3 +368,19 @@ def check_scripts(text: str, readable: Iterable[str] | None, *, voice: str = "th
     names = " and ".join(SCRIPT_NAMES.get(s, s) for s in sorted(counts, key=counts.get, reverse=True))
     message = f"{voice} cannot speak {names} text (it reads {', '.join(SCRIPT_NAMES.get(s, s) for s in sorted(readable))})"
     raise UnspeakableTextError(message + (f"; {hint}" if hint else ""), counts)
+
+
+#: Longest text one video or turn accepts (characters); longer scripts should be split into several videos.
+MAX_TEXT_CHARS = 5000
+
+
+def check_text(text: str) -> str:
+    """Validate text to speak: not empty, at most :data:`MAX_TEXT_CHARS` characters."""
+    if not isinstance(text, str):
+        raise TextError(f"text must be a string, got {type(text).__name__}")
+    stripped = speakable_text(text)
+    if len(stripped) > MAX_TEXT_CHARS:
+        raise TextError(
+            f"the text is {len(stripped)} characters, over the {MAX_TEXT_CHARS} limit; split it into several videos"
+        )
+    return stripped

@@ -299,7 +299,7 @@ def resolve_jobs(jobs: Sequence[Job | BadJob | Mapping[str, Any]], defaults: Def
     A job that cannot be resolved becomes a :class:`BadJob`; outputs used by two jobs, or that are an
     input of any job, make the later job bad (nothing is ever written over an input).
     """
-    from ..avatar import _default_animator
+    from ..plugins import default_animator as pick_default_animator
 
     default_animator: str | None = None
     out: list[ResolvedJob | BadJob] = []
@@ -319,7 +319,7 @@ def resolve_jobs(jobs: Sequence[Job | BadJob | Mapping[str, Any]], defaults: Def
                 inputs.add(_real(p))
         try:
             if "animator" not in job.stages and "animator" not in defaults.stages and default_animator is None:
-                default_animator = _default_animator()
+                default_animator = pick_default_animator()
             out.append(_resolve(i, job, defaults, default_animator))
         except TalkingHeadError as exc:
             out.append(BadJob(i, job.id or str(i + 1), job.line, os.fspath(job.output) if job.output else None, exc))
@@ -345,7 +345,7 @@ def resolve_jobs(jobs: Sequence[Job | BadJob | Mapping[str, Any]], defaults: Def
 
 
 def _resolve(index: int, job: Job, defaults: Defaults, default_animator: str | None) -> ResolvedJob:
-    from ..avatar import check_text
+    from ..text import check_text
 
     if not job.image:
         raise JobSpecError("the job has no image; give the portrait in the image column")

@@ -48,7 +48,8 @@ class ProgressBar:
 
 # -- avatars from flags --------------------------------------------------------------------------------------
 def build_avatar(args: argparse.Namespace, progress: ProgressBar, **extra: Any):
-    from ..avatar import Avatar, _default_animator
+    from ..avatar import Avatar
+    from ..plugins import default_animator
 
     settings = parse_settings(args.set or [])
     named = [stage for stage in STAGE_FLAGS if getattr(args, stage, None)]
@@ -65,7 +66,7 @@ def build_avatar(args: argparse.Namespace, progress: ProgressBar, **extra: Any):
         name = getattr(args, stage, None)
         raw = settings.get(stage, {})
         if name is None and raw:
-            name = defaults.get(stage) or (_default_animator() if stage == "animator" else None)
+            name = defaults.get(stage) or (default_animator() if stage == "animator" else None)
             if name is None:
                 raise ConfigError(f"--set {stage}.…: give --{stage} NAME to choose that stage's backend")
         if name is not None:

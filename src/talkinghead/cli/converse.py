@@ -29,10 +29,12 @@ from ..errors import (
 from .common import (
     ProgressBar,
     add_render_flags,
-    build_avatar as avatar_from_flags,
     parse_settings,
     stream_video,
     typed_config,
+)
+from .common import (
+    build_avatar as avatar_from_flags,
 )
 
 log = logging.getLogger(__name__)

@@ -328,7 +328,7 @@ def load_awing(
         WeightsMissingError: the path does not exist (names the file and its URL).
         ModelLoadError: unreadable/corrupt file, or keys/shapes that do not match.
     """
-    from talkinghead.face.checkpoints import load_into, load_state_dict_file, strip_module_prefix
+    from talkinghead.checkpoints import load_into, load_state_dict_file, strip_module_prefix
 
     label = "<state dict>" if isinstance(source, Mapping) else str(getattr(source, "name", source))[:200]
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
@@ -339,7 +339,7 @@ def load_awing(
     if isinstance(state, Mapping):
         state = OrderedDict(strip_module_prefix(state))
     net = AWingFAN()
-    load_into(net, state, "AWing FAN (4 stacks, 98 points)", label)
+    load_into(net, state, what="AWing FAN (4 stacks, 98 points)", source=label)
     return net.to(device).eval()
 
 

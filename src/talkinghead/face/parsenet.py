@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.face.checkpoints import load_into, load_state_dict_file, strip_module_prefix
+from talkinghead.checkpoints import load_into, load_state_dict_file, strip_module_prefix
 
 __all__ = ["ParseNet", "MASK_KEEP", "load_parsenet", "labels_to_mask", "parse_face_bgr"]
 
@@ -111,7 +111,7 @@ def load_parsenet(
     state = source if isinstance(source, Mapping) else load_state_dict_file(source, "ParseNet")
     if isinstance(state, Mapping):
         state = strip_module_prefix(state)
-    load_into(net, state, "ParseNet", "<state dict>" if isinstance(source, Mapping) else str(source)[:200])
+    load_into(net, state, what="ParseNet", source="<state dict>" if isinstance(source, Mapping) else str(source)[:200])
     return net.to(device).eval()
 
 

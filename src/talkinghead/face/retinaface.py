@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.face.checkpoints import load_into, load_state_dict_file, strip_module_prefix
+from talkinghead.checkpoints import load_into, load_state_dict_file, strip_module_prefix
 
 __all__ = [
     "MODELS",
@@ -405,6 +405,6 @@ def load_retinaface(
     state = source if isinstance(source, Mapping) else load_state_dict_file(source, f"RetinaFace {model}")
     if isinstance(state, Mapping):
         state = OrderedDict(strip_module_prefix(state))
-    load_into(net, state, f"RetinaFace {net.model_name}", str(getattr(source, "name", source))[:200]
-              if not isinstance(source, Mapping) else "<state dict>")
+    label = "<state dict>" if isinstance(source, Mapping) else str(getattr(source, "name", source))[:200]
+    load_into(net, state, what=f"RetinaFace {net.model_name}", source=label)
     return net.to(device).eval()

@@ -83,9 +83,9 @@ class Engine:
         """The backend used for ``stage`` when a request names none."""
         name = self.settings.stages.get(stage)
         if name is None and stage == "animator":
-            from ..avatar import _default_animator
+            from ..plugins import default_animator
 
-            return _default_animator()
+            return default_animator()
         return name
 
     def allowed(self, stage: str) -> list[str]:

@@ -181,7 +181,7 @@ class LiveSession:
         if self.avatar.llm is None:
             raise ConfigError("ask() needs an llm stage; create the Avatar with llm='openai' (or another LLM backend)")
         if isinstance(question, str) and (text_only or not _is_audio_path(question)):
-            from ..avatar import check_text
+            from ..text import check_text
 
             text = check_text(question)
             return self._start("text", self._work_ask, text, text=text, voice=voice)
@@ -192,7 +192,7 @@ class LiveSession:
 
     def say(self, text: str, *, voice: VoiceProfile | None = None, interrupt: bool = True) -> Turn:
         """Speak ``text`` as it is (sentence by sentence), without the LLM."""
-        from ..avatar import check_text
+        from ..text import check_text
 
         text = check_text(text)
         if self.avatar.tts is None:
@@ -305,12 +305,12 @@ class LiveSession:
 
     def _speak_text(self, turn: Turn, text: str, voice: VoiceProfile | None) -> None:
         """Synthesise ``text`` sentence by sentence into the stream."""
-        from ..avatar import _check_voice_reads
+        from ..plugins import check_voice_reads
 
         av = self.avatar
         tts = av._use(av.tts)
         voice = voice or self.voice
-        _check_voice_reads(tts, text, voice)  # text the voice cannot read fails the turn with a clear error
+        check_voice_reads(tts, text, voice)  # text the voice cannot read fails the turn with a clear error
         t0 = time.perf_counter()
         for spoken in stream_speech(tts, text, voice=voice):
             turn.check()
@@ -693,6 +693,6 @@ def _as_float(samples: Any) -> np.ndarray:
 
 
 def _is_audio_path(s: str) -> bool:
-    from ..avatar import _looks_like_audio_path
+    from ..io import looks_like_audio_path
 
-    return _looks_like_audio_path(s)
+    return looks_like_audio_path(s)

@@ -148,52 +148,6 @@ def section(state: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
     return dict(sub)
 
 
-def check_state(module: Any, state: Mapping[str, Any], *, what: str, path: Path) -> dict[str, Any]:
-    """Validate ``state`` against ``module.state_dict()`` strictly and return a loadable copy.
-
-    Missing ``*.num_batches_tracked`` entries are filled with 0.
-
-    Raises:
-        ModelLoadError: missing or unexpected keys, or a tensor of the wrong shape (named).
-    """
-    import torch
-
-    expected = module.state_dict()
-    state = dict(state)
-    for k, t in expected.items():
-        if k.endswith("num_batches_tracked"):
-            v = state.get(k)
-            if v is None:
-                state[k] = torch.zeros((), dtype=torch.long)
-            elif isinstance(v, torch.Tensor) and v.numel() == 1 and v.shape != t.shape:
-                state[k] = v.reshape(t.shape)  # some writers store the scalar counter as shape (1,)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"{path}: the {what} weights do not match the network: {len(missing)} missing "
-            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}). The file is "
-            f"not the official SadTalker checkpoint it is named after; download it again.")
-    for k, t in expected.items():
-        v = state[k]
-        if not isinstance(v, torch.Tensor):
-            raise ModelLoadError(f"{path}: {what} entry {k} is a {type(v).__name__}, not a tensor.")
-        if tuple(v.shape) != tuple(t.shape):
-            raise ModelLoadError(
-                f"{path}: {what} tensor {k} has shape {tuple(v.shape)}, expected {tuple(t.shape)}. "
-                f"The file does not belong to this network/size; download the official file again.")
-    return state
-
-
-def load_into(module: Any, state: Mapping[str, Any], *, what: str, path: Path) -> Any:
-    """Strictly load ``state`` into ``module`` (see :func:`check_state`), set eval mode, freeze."""
-    module.load_state_dict(check_state(module, state, what=what, path=path), strict=True)
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
 @dataclass
 class RendererNets:
     """The face-renderer networks, loaded and in eval mode."""
@@ -208,11 +162,12 @@ def _verify_and_drop_he_estimator(state: Mapping[str, Any], path: Path) -> None:
     """The legacy file's ``he_estimator`` is never used; check it strictly on the meta device."""
     import torch
 
+    from ...checkpoints import check_state
     from .kp_detector import HEEstimator
 
     with torch.device("meta"):
         he = HEEstimator()
-    check_state(he, section(state, "he_estimator", path), what="he_estimator", path=path)
+    check_state(he, section(state, "he_estimator", path), what="he_estimator", source=path)
 
 
 def build_mapping(coeff_nc: int) -> Any:
@@ -238,8 +193,10 @@ def load_renderer(*, size: int = 256, coeff_nc: int = 70, weights_dir: str | Pat
         cache_dir: weights cache directory when ``weights_dir`` is None (None: the default cache).
 
     Raises:
-        WeightsMissingError, ModelLoadError: see :func:`read_state` / :func:`check_state`.
+        WeightsMissingError, ModelLoadError: see :func:`read_state` /
+            :func:`talkinghead.checkpoints.check_state`.
     """
+    from ...checkpoints import load_into
     from .generator import OcclusionAwareSPADEGenerator
     from .kp_detector import KPDetector
 
@@ -247,16 +204,16 @@ def load_renderer(*, size: int = 256, coeff_nc: int = 70, weights_dir: str | Pat
     state = read_state(path)
     kp, gen = KPDetector(), OcclusionAwareSPADEGenerator()
     if path.suffix == ".safetensors":
-        load_into(kp, select(state, "kp_extractor"), what="kp_extractor", path=path)
-        load_into(gen, select(state, "generator"), what="generator", path=path)
+        load_into(kp, select(state, "kp_extractor"), what="kp_extractor", source=path)
+        load_into(gen, select(state, "generator"), what="generator", source=path)
     else:
-        load_into(kp, section(state, "kp_detector", path), what="kp_detector", path=path)
-        load_into(gen, section(state, "generator", path), what="generator", path=path)
+        load_into(kp, section(state, "kp_detector", path), what="kp_detector", source=path)
+        load_into(gen, section(state, "generator", path), what="generator", source=path)
         _verify_and_drop_he_estimator(state, path)
     del state
     mpath = resolve_file(MAPPING[coeff_nc], weights_dir, mapping_checkpoint, cache_dir)
     mapping = load_into(build_mapping(coeff_nc), section(read_state(mpath), "mapping", mpath),
-                        what=f"mapping (coeff_nc={coeff_nc})", path=mpath)
+                        what=f"mapping (coeff_nc={coeff_nc})", source=mpath)
     return RendererNets(kp, gen, mapping, (str(path), str(mpath)))
 
 

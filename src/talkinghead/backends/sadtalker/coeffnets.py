@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...checkpoints import load_into
 from ...errors import ConfigError, ModelLoadError
 
 __all__ = [
@@ -365,22 +366,10 @@ def _to_tensors(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
     return {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)) for k, v in state.items()}
 
 
-def _load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    own = model.state_dict()
-    state = dict(state)
-    for k in own:  # old .pth files may lack num_batches_tracked; torch tolerates that
-        if k.endswith("num_batches_tracked") and k not in state:
-            state[k] = own[k]
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"{what} checkpoint does not fit the official layout: {exc}") from exc
-
-
 def load_exp_net(state: Mapping[str, object], device: str | torch.device = "cpu") -> ExpNet:
     """Build an :class:`ExpNet` from its state dict (``audio2exp.`` stripped), strict, eval mode."""
     model = ExpNet()
-    _load_strict(model, _to_tensors(state), "audio2exp")
+    load_into(model, _to_tensors(state), what="audio2exp", source="audio2exp")
     return model.to(device).eval()
 
 
@@ -395,7 +384,7 @@ def load_pose_vae(state: Mapping[str, object], device: str | torch.device = "cpu
         _check_group(tensors, prefix, layout)
     used = {k: v for k, v in tensors.items() if not k.startswith(tuple(_UNUSED_GROUPS))}
     model = PoseVAE()
-    _load_strict(model, used, "audio2pose")
+    load_into(model, used, what="audio2pose", source="audio2pose")
     return model.to(device).eval()
 
 

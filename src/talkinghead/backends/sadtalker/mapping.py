@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...checkpoints import load_into
 from ...errors import ModelLoadError
 
 __all__ = [
@@ -82,12 +83,8 @@ def load_mapping_net(state: Mapping[str, object], device: str | torch.device = "
     if "first.0.weight" not in tensors:
         raise ModelLoadError("not a SadTalker mapping checkpoint (no 'first.0.weight'); use mapping_00229/00109")
     coeff_nc = int(tensors["first.0.weight"].shape[1])
-    model = MappingNet(coeff_nc=coeff_nc)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"mapping checkpoint does not fit MappingNet({coeff_nc}): {exc}") from exc
-    return model.to(device).eval()
+    model = load_into(MappingNet(coeff_nc=coeff_nc), tensors, what=f"MappingNet({coeff_nc})", source="mapping")
+    return model.to(device)
 
 
 # ---------------------------------------------------------------- input preparation

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import ModelLoadError
+from ...checkpoints import load_into
 
 __all__ = [
     "LM3D_STD_5P",
@@ -149,16 +149,7 @@ class ReconNet(nn.Module):
 def load_recon_net(state: Mapping[str, object], device: str | torch.device = "cpu") -> ReconNet:
     """Build a ReconNet from ``face_3drecon.*`` (prefix stripped) or ``['net_recon']``; strict."""
     tensors = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v)) for k, v in state.items()}
-    model = ReconNet()
-    own = model.state_dict()
-    for k in own:
-        if k.endswith("num_batches_tracked") and k not in tensors:
-            tensors[k] = own[k]
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"face_3drecon checkpoint does not fit the ReconNet layout: {exc}") from exc
-    return model.to(device).eval()
+    return load_into(ReconNet(), tensors, what="ReconNet (face_3drecon)", source="face_3drecon").to(device)
 
 
 # --------------------------------------------------------------------- alignment
