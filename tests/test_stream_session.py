@@ -254,7 +254,7 @@ def test_paced_stream_waits_for_late_speech_before_filling_it(small_portrait):
         session = make(small_portrait, llm=None).live(realtime=True, underrun_wait=wait)
         next(session)
         session.push_speech(voice.samples[:half], 16000)
-        late = threading.Timer(0.5, lambda s=session: (s.push_speech(voice.samples[half:], 16000), s.end_speech()))
+        late = threading.Timer(1.0, lambda s=session: (s.push_speech(voice.samples[half:], 16000), s.end_speech()))
         late.start()
         speech = 0
         for chunk in session:
@@ -265,7 +265,7 @@ def test_paced_stream_waits_for_late_speech_before_filling_it(small_portrait):
         session.close()
         counts[wait] = speech
     assert abs(counts[2.0] - expected) <= 1, counts  # waited: exactly the audio
-    assert counts[0.0] > expected + 3, counts  # filled at once: silence inserted in the middle
+    assert counts[0.0] > expected + 5, counts  # filled at once: about 0.6 s of silence inserted in the middle
 
 
 def test_async_interface(small_portrait):
