@@ -35,9 +35,9 @@ import numpy as np
 from ..conversation import Conversation
 from ..errors import TextError
 from ..values import AVChunk
-from .errors import ApiError, describe
+from .errors import ApiError, describe, not_found
 from .sessions import SessionRegistry
-from .store import check_id
+from .store import UnknownIdError, check_id
 
 log = logging.getLogger(__name__)
 
@@ -369,11 +369,11 @@ class LiveService:
         the memory of ``conversation_id`` (blocking: loads models and prepares the portrait once)."""
         s = self.state
         settings = self.settings
-        aid = check_id("avatar", avatar_id)
+        aid = _checked("avatar", avatar_id)
         record = s.avatars.get(aid)
         memory_turns: list[dict[str, Any]] = []
         if conversation_id:
-            conversation = s.conversations.get(check_id("conversation", conversation_id))
+            conversation = s.conversations.get(_checked("conversation", conversation_id))
             if conversation["avatar_id"] != aid:
                 raise ApiError(400, "BadRequest", "that conversation belongs to another avatar")
             memory_turns = conversation.get("turns", [])
@@ -409,3 +409,10 @@ class LiveService:
 
     def close_all(self) -> None:
         self.registry.close_all()
+
+
+def _checked(kind: str, value: str) -> str:
+    try:
+        return check_id(kind, value)
+    except UnknownIdError:
+        raise not_found(kind, value) from None
