@@ -15,7 +15,7 @@ pytest.importorskip("av")
 pytest.importorskip("aiortc")
 httpx = pytest.importorskip("httpx")
 
-from fmp4_reader import lag_of_best_match  # noqa: E402
+from av_helpers import lag_of_best_match  # noqa: E402
 from server_helpers import fake_settings, png_bytes  # noqa: E402
 
 from talkinghead.server import create_app  # noqa: E402

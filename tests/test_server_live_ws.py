@@ -15,7 +15,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("av")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from fmp4_reader import IncrementalDecoder, lag_of_best_match  # noqa: E402
+from av_helpers import IncrementalDecoder, lag_of_best_match  # noqa: E402
 from server_helpers import fake_settings, png_bytes  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 

@@ -12,7 +12,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("av")
 httpx = pytest.importorskip("httpx")
 
-from fmp4_reader import IncrementalDecoder, lag_of_best_match  # noqa: E402
+from av_helpers import IncrementalDecoder, lag_of_best_match  # noqa: E402
 from server_helpers import fake_settings, png_bytes, wait_job  # noqa: E402
 
 from talkinghead.server import create_app  # noqa: E402

@@ -1,4 +1,5 @@
-"""Decode fragmented MP4 with PyAV while its bytes arrive (shared by the WebSocket and stream=true tests)."""
+"""Checks on received streams, shared by the live and stream=true tests: decode fragmented MP4 with PyAV while
+its bytes arrive, and find the lag at which the face follows the voice."""
 
 from __future__ import annotations
 
