@@ -10,10 +10,11 @@ import { Recorder } from "./recorder.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { conversation: null, avatar: null, busy: false, enabled: false, liveInfo: null, live: null,
-                connecting: false, turns: new Map(), answerTurn: null };
+                connecting: false, turns: new Map(), answerTurn: null, userSpeaking: false };
 const recorder = new Recorder();
 const KEY = "talkinghead.conversation.";
-const STATES = { idle: "Live · your turn", listening: "Live · listening", speaking: "Live · speaking" };
+const STATES = { idle: "Live · your turn", listening: "Live · listening", thinking: "Live · thinking…",
+                 speaking: "Live · speaking" };
 const ENDINGS = {
   idle: "The live session ended after a quiet while; start it again any time.",
   max_duration: "The live session reached its time limit; start a new one to go on.",
@@ -204,6 +205,7 @@ async function startLive() {
   video.controls = false;
   showCaptions(null, null);
   state.turns.clear();
+  state.userSpeaking = false;
   const prefer = new URLSearchParams(location.search).get("live") === "websocket" ? "websocket" : "webrtc";
   const client = new LiveClient({
     avatarId: state.avatar.id, conversationId: state.conversation.id, video, info: state.liveInfo,
@@ -281,11 +283,13 @@ function onLiveMessage(msg) {
   switch (msg.type) {
     case "state":
       $("live-slot").dataset.state = msg.state;
-      $("live-badge").querySelector(".live-state").textContent = STATES[msg.state] || "Live";
       $("live-interrupt").hidden = msg.state !== "speaking";
+      badge();
       break;
     case "user_speech_started":
-      $("live-badge").querySelector(".live-state").textContent = STATES.listening;
+    case "user_speech_ended":
+      state.userSpeaking = msg.type === "user_speech_started";
+      badge();
       break;
     case "caption":
       if (msg.role === "user") {
@@ -316,6 +320,13 @@ function onLiveMessage(msg) {
     default:
       break;
   }
+}
+
+/** The badge on the video: what the avatar does now ("listening" frames while nobody speaks mean an answer is being prepared). */
+function badge() {
+  const now = $("live-slot").dataset.state || "idle";
+  const shown = state.userSpeaking ? "listening" : now === "listening" ? "thinking" : now;
+  $("live-badge").querySelector(".live-state").textContent = STATES[shown];
 }
 
 // -- captions and history --------------------------------------------------------------------------
