@@ -99,16 +99,25 @@ def app_url(llm, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(question_wav):
+def playwright():
     sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=FLAGS + [f"--use-file-for-fake-audio-capture={question_wav}%noloop"],
-            timeout=60_000,
-        )
-        yield browser
-        browser.close()
+    with sync_playwright() as p:  # one per module: the sync API cannot run two at once
+        yield p
+
+
+def launch(playwright, microphone: Path):
+    """Chromium whose fake microphone plays ``microphone`` once."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=FLAGS + [f"--use-file-for-fake-audio-capture={microphone}%noloop"],
+        timeout=60_000,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, question_wav):
+    browser = launch(playwright, question_wav)
+    yield browser
+    browser.close()
 
 
 class Page:
@@ -148,16 +157,10 @@ def live_question_wav(tmp_path_factory, question_wav) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live_browser(live_question_wav):
-    sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=FLAGS + [f"--use-file-for-fake-audio-capture={live_question_wav}%noloop"],
-            timeout=60_000,
-        )
-        yield browser
-        browser.close()
+def live_browser(playwright, live_question_wav):
+    browser = launch(playwright, live_question_wav)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -413,11 +416,14 @@ def test_live_conversation_answers_spoken_and_typed_questions_over_webrtc(live_b
         assert "WebRTC" in p.inner_text("#convo-status")
         p.evaluate(SAMPLER_JS, ["#answer-video", list(box)])
         # the microphone speaks the question after a pause; the answer plays live
+        p.wait_for_selector("#live-slot[data-state=speaking]", timeout=120_000)
+        p.wait_for_selector("#caption-avatar:not([hidden])")
+        time.sleep(0.8)
+        shot(p, "server_live_desktop.png")  # while it answers
         p.wait_for_function("() => document.querySelectorAll('#history li').length >= 1", timeout=120_000)
         heard = p.inner_text("#caption-you .said").lower()
         assert "favourite planet" in heard or "favorite planet" in heard, heard
         assert p.inner_text("#caption-avatar .said") == "Jupiter is my favourite planet, it is the biggest of them all."
-        shot(p, "server_live_desktop.png")
         # then a typed question (Enter sends it over the data channel)
         p.fill("#question", "Hello, who are you?")
         p.press("#question", "Enter")

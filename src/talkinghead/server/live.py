@@ -104,6 +104,7 @@ class LiveLink:
         self.last_active = self.created
         self.close_reason: str | None = None
         self.frames = 0
+        self.late_frames = 0  # frames made more than a frame after their time (the machine fell behind)
         self.dropped_audio_s = 0.0
         self._lock = threading.Lock()
         self._closing = False
@@ -255,11 +256,18 @@ class LiveLink:
         assert session is not None and on_chunk is not None
         state = None
         reason = "ended"
+        t0 = f0 = None
+        period = 1.0 / float(session.clock.fps)
         try:
             while not self._closing:
                 chunk = session.next_chunk()
                 if chunk is None:
                     break
+                made = time.perf_counter()
+                if t0 is None:
+                    t0, f0 = made, chunk.first_frame
+                elif made - (t0 + (chunk.first_frame - f0) * period) > period:
+                    self.late_frames += chunk.n_frames
                 kind = _STATE.get(chunk.kind, chunk.kind)
                 if kind != state:
                     state = kind
@@ -311,7 +319,7 @@ class LiveLink:
     def info(self) -> dict[str, Any]:
         now = time.monotonic()
         return {"id": self.id, "transport": self.transport, "avatar_id": self.avatar_id,
-                "conversation_id": self.conversation_id, "frames": self.frames,
+                "conversation_id": self.conversation_id, "frames": self.frames, "late_frames": self.late_frames,
                 "seconds": round(now - (self.started or now), 3), "idle_seconds": round(now - self.last_active, 3),
                 "closed": self.close_reason}
 
@@ -340,7 +348,7 @@ class LiveService:
         """What the page needs to go live: transports, ICE servers, the bound and the use."""
         return {"webrtc": webrtc_available(), "websocket": True, "ice_servers": list(self.settings.ice_servers),
                 "max_sessions": self.settings.max_live_sessions, "active": len(self.registry),
-                "fps": self.settings.live_fps, "sample_rate": LIVE_SAMPLE_RATE}
+                "fps": self.settings.live_fps, "sample_rate": LIVE_SAMPLE_RATE, "sessions": self.sessions()}
 
     def rate(self, client: str) -> None:
         """A typed turn counts as work against the client's rate limit."""
@@ -402,6 +410,11 @@ class LiveService:
                                                    spoken=spoken, status=status)
         except Exception as exc:  # the conversation may have been deleted meanwhile
             log.info("live %s: could not add the turn to %s: %s", link.id, link.conversation_id, exc)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """The open sessions (for operators): transport, avatar, frames made, late frames, age, idle time."""
+        links = [self.registry.peek(k) for k in self.registry.keys()]
+        return [link.info() for link in links if isinstance(link, LiveLink)]
 
     def get(self, sid: str) -> LiveLink | None:
         link = self.registry.get(sid) if isinstance(sid, str) and sid.startswith("live_") else None

@@ -183,3 +183,5 @@ class LiveInfo(_Model):
     fps: float
     sample_rate: int
     conversation: bool = Field(description="the server has an LLM (live sessions need one)")
+    sessions: list[dict[str, Any]] = Field([], description="the open sessions: id, transport, avatar_id, frames, "
+                                                           "late_frames (made after their time), seconds, idle_seconds")

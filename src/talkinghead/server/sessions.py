@@ -53,6 +53,12 @@ class SessionRegistry:
             self._items[key] = (item[0], self.clock())
             return item[0]
 
+    def peek(self, key: str) -> Any | None:
+        """The session under ``key`` without marking it used (for listings), or None."""
+        with self._lock:
+            item = self._items.get(key)
+            return item[0] if item is not None else None
+
     def get_or_create(self, key: str, factory: Callable[[], S], *, valid: Callable[[S], bool] | None = None) -> S:
         """The session under ``key``; built with ``factory`` when missing or when ``valid`` rejects it."""
         session = self.get(key)
