@@ -10,9 +10,10 @@ It reports, per configuration: frames received per second per session (target 25
 (arriving more than 100 ms after their time on the stream's clock, counted from the first frame),
 frames the server made late (its own clock), time from sending a question to the first frame of
 the answer arriving (p50, p95) and, of that, the server's own time to make it (the turn's
-``first_frame_s``; the rest is encoding, network and the client's jitter buffer), the server process's CPU use (cores busy on average while the
-sessions ran) and its resident memory (after the warm-up, and its peak). ``--spoken`` asks by voice instead (piper speech on the client's microphone → VAD →
-faster-whisper), which adds the ASR's time.
+``first_frame_s``; the rest is encoding, network and the client's jitter buffer), the server
+process's CPU use (cores busy on average while the sessions ran) and its resident memory (after
+the warm-up, and its peak). ``--spoken`` asks by voice instead (piper speech on the client's
+microphone → VAD → faster-whisper), which adds the ASR's time.
 
     PYTHONPATH=src python bench/bench_live.py [--sessions 1,2,4] [--seconds 30] [--cores 2] [--spoken]
 """
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in counts:
         r = run(n, seconds, args.every, cores, args.spoken, image)
         print(f"| {r['n']} | {r['fps']:.1f} / {r['fps_min']:.1f} | {r['late']:.0f} of {r['frames']:.0f} | "
-              f"{r['server_late']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['made']:.2f} | {r['answers']} | {r['cpu']:.2f} | {r['base_mb']:.0f} | "
-              f"{r['peak_mb']:.0f} |", flush=True)
+              f"{r['server_late']:.0f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['made']:.2f} | {r['answers']} | "
+              f"{r['cpu']:.2f} | {r['base_mb']:.0f} | {r['peak_mb']:.0f} |", flush=True)
     return 0
 
 

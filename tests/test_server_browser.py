@@ -355,7 +355,9 @@ SAMPLER_JS = """
   const diff = (a, b) => {
     if (!b) return 0;
     let s = 0;
-    for (let i = 0; i < a.length; i += 4) s += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+    for (let i = 0; i < a.length; i += 4) {
+      s += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+    }
     return s / (a.length / 4 * 3);
   };
   let last = {};
@@ -374,14 +376,34 @@ SAMPLER_JS = """
 """
 
 
-def live_avatar(app_url: str, portrait_path, name: str) -> str:
+def go_live(browser, app_url: str, portrait_path, name: str, transport: str = "webrtc", init_script: str = "") -> Page:
+    """Save an avatar called ``name``, open the page, pick it, press Start live; sample the video.
+
+    ``init_script`` runs in the page before its own scripts (to take WebRTC away, say).
+    """
     import httpx
 
     with open(portrait_path, "rb") as f:
         r = httpx.post(app_url + "/v1/avatars", files={"image": ("p.png", f.read(), "image/png")},
                        data={"name": name, "persona": "You are an astronaut."}, timeout=120)
     assert r.status_code == 201, r.text
-    return r.json()["id"]
+    page = Page(browser, "about:blank")
+    p = page.page
+    if init_script:
+        p.add_init_script(init_script)
+    p.goto(app_url + "/")
+    page.ready()
+    p.locator(".avatar-card", has_text=name).first.click()
+    p.wait_for_selector("#live-toggle:not([disabled])", timeout=60_000)
+    p.click("#live-toggle")
+    p.wait_for_selector(f"body[data-live={transport}]", timeout=60_000)
+    p.evaluate(SAMPLER_JS, ["#answer-video", list(mouth_box(portrait_path))])
+    return page
+
+
+def samples_so_far(p) -> list[dict]:
+    """Stop the video sampler and return its samples."""
+    return p.evaluate("() => { clearInterval(window.liveSampler); return window.liveSamples; }")
 
 
 def motion(samples: list[dict], key: str) -> float:
@@ -403,18 +425,11 @@ def wait_no_live_sessions(app_url: str, timeout: float = 15.0) -> None:
 
 
 def test_live_conversation_answers_spoken_and_typed_questions_over_webrtc(live_browser, app_url, llm, portrait_path):
-    box = mouth_box(portrait_path)
-    avatar_id = live_avatar(app_url, portrait_path, "Live Eileen")
     llm.enqueue("Jupiter is my favourite planet, it is the biggest of them all.", "Hello! I float in space all day.")
-    page = Page(live_browser, app_url + "/").ready()
+    page = go_live(live_browser, app_url, portrait_path, "Live Eileen")
     try:
         p = page.page
-        p.locator(".avatar-card", has_text="Live Eileen").first.click()
-        p.wait_for_selector("#live-toggle:not([disabled])", timeout=60_000)
-        p.click("#live-toggle")
-        p.wait_for_selector("body[data-live=webrtc]", timeout=60_000)
         assert "WebRTC" in p.inner_text("#convo-status")
-        p.evaluate(SAMPLER_JS, ["#answer-video", list(box)])
         # the microphone speaks the question after a pause; the answer plays live
         p.wait_for_selector("#live-slot[data-state=speaking]", timeout=120_000)
         p.wait_for_selector("#caption-avatar:not([hidden])")
@@ -431,14 +446,15 @@ def test_live_conversation_answers_spoken_and_typed_questions_over_webrtc(live_b
         assert p.inner_text("#caption-you .said") == "Hello, who are you?"
         assert p.inner_text("#caption-avatar .said") == "Hello! I float in space all day."
         assert p.locator("#history li.live").count() == 2
-        samples = p.evaluate("() => { clearInterval(window.liveSampler); return window.liveSamples; }")
+        samples = samples_so_far(p)
         speaking = [s for s in samples if s["state"] == "speaking"]
         quiet = [s for s in samples if s["state"] == "idle"]
         assert len(speaking) > 20 and len(quiet) > 20, (len(speaking), len(quiet))
         assert samples[-1]["time"] > 5  # the live video plays
         # the mouth moves while it speaks, far more than a background corner, and more than at rest
         assert motion(speaking, "mouth") > 4 * motion(speaking, "corner") + 0.3, samples[-5:]
-        assert motion(speaking, "mouth") > 1.5 * motion(quiet, "mouth"), (motion(speaking, "mouth"), motion(quiet, "mouth"))
+        moving, resting = motion(speaking, "mouth"), motion(quiet, "mouth")
+        assert moving > 1.5 * resting, (moving, resting)
         p.set_viewport_size({"width": 390, "height": 844})
         assert p.evaluate("() => document.documentElement.scrollWidth") <= 390
         shot(p, "server_live_phone.png")
@@ -451,17 +467,10 @@ def test_live_conversation_answers_spoken_and_typed_questions_over_webrtc(live_b
 
 
 def test_live_barge_in_stops_the_answer_and_returns_to_idle(live_browser, app_url, llm, portrait_path):
-    box = mouth_box(portrait_path)
-    avatar_id = live_avatar(app_url, portrait_path, "Barge Eileen")
     llm.enqueue(LONG_ANSWER, "Mars, because it is red.")
-    page = Page(live_browser, app_url + "/").ready()
+    page = go_live(live_browser, app_url, portrait_path, "Barge Eileen")
     try:
         p = page.page
-        p.locator(".avatar-card", has_text="Barge Eileen").first.click()
-        p.wait_for_selector("#live-toggle:not([disabled])", timeout=60_000)
-        p.click("#live-toggle")
-        p.wait_for_selector("body[data-live=webrtc]", timeout=60_000)
-        p.evaluate(SAMPLER_JS, ["#answer-video", list(box)])
         p.fill("#question", "Tell me about Saturn.")
         p.press("#question", "Enter")
         p.wait_for_selector("#live-slot[data-state=speaking]", timeout=60_000)
@@ -476,7 +485,7 @@ def test_live_barge_in_stops_the_answer_and_returns_to_idle(live_browser, app_ur
         assert p.inner_text("#caption-avatar .said") == "Mars, because it is red."
         p.wait_for_selector("#live-slot[data-state=idle]", timeout=60_000)
         time.sleep(0.5)
-        samples = p.evaluate("() => { clearInterval(window.liveSampler); return window.liveSamples; }")
+        samples = samples_so_far(p)
         cut_at = next(i for i, s in enumerate(samples) if s["cut"])
         # the answer was playing when it was cut, and stopped: no speaking frames from 200 ms after
         spoken = [s for s in samples[:cut_at] if s["state"] == "speaking"]
@@ -495,21 +504,13 @@ def test_live_barge_in_stops_the_answer_and_returns_to_idle(live_browser, app_ur
 
 
 def test_live_falls_back_to_a_websocket_when_webrtc_is_missing(live_browser, app_url, llm, portrait_path):
-    box = mouth_box(portrait_path)
-    live_avatar(app_url, portrait_path, "Socket Eileen")
     llm.enqueue("I am talking to you over a web socket.", "Jupiter, it is huge.")
-    page = Page(live_browser, "about:blank")
+    # a browser (or a network) without WebRTC
+    page = go_live(live_browser, app_url, portrait_path, "Socket Eileen", "websocket",
+                   init_script="delete window.RTCPeerConnection;")
     try:
         p = page.page
-        p.add_init_script("delete window.RTCPeerConnection;")  # a browser or network without WebRTC
-        p.goto(app_url + "/")
-        page.ready()
-        p.locator(".avatar-card", has_text="Socket Eileen").first.click()
-        p.wait_for_selector("#live-toggle:not([disabled])", timeout=60_000)
-        p.click("#live-toggle")
-        p.wait_for_selector("body[data-live=websocket]", timeout=60_000)
         assert "WebSocket" in p.inner_text("#convo-status")
-        p.evaluate(SAMPLER_JS, ["#answer-video", list(box)])
         p.fill("#question", "How do you reach me?")
         p.press("#question", "Enter")
         p.wait_for_function("() => document.querySelectorAll('#history li').length >= 1", timeout=120_000)
@@ -518,7 +519,7 @@ def test_live_falls_back_to_a_websocket_when_webrtc_is_missing(live_browser, app
         p.wait_for_function("() => document.querySelectorAll('#history li').length >= 2", timeout=120_000)
         heard = p.inner_text("#caption-you .said").lower()
         assert "planet" in heard, heard
-        samples = p.evaluate("() => { clearInterval(window.liveSampler); return window.liveSamples; }")
+        samples = samples_so_far(p)
         speaking = [s for s in samples if s["state"] == "speaking"]
         assert len(speaking) > 20 and samples[-1]["time"] > 3
         assert motion(speaking, "mouth") > 4 * motion(speaking, "corner") + 0.3

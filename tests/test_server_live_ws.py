@@ -14,8 +14,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 pytest.importorskip("av")
 
-from fastapi.testclient import TestClient  # noqa: E402
 from av_helpers import IncrementalDecoder, lag_of_best_match  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 from server_helpers import fake_settings, png_bytes  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 

@@ -22,6 +22,7 @@ client's messages and microphone audio into turns. The messages are the same on 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import secrets
 import threading
@@ -190,6 +191,21 @@ class LiveLink:
         """The user did something: the idle timer starts again."""
         self.last_active = time.monotonic()
         self.service.registry.get(self.id)
+
+    def receive_text(self, text: Any) -> None:
+        """A text message from the client: bounded, parsed as JSON, then :meth:`handle` d."""
+        if not isinstance(text, str):
+            self.send(error_message(ApiError(400, "BadRequest", "messages are JSON text; binary is not understood")))
+        elif len(text) > MAX_MESSAGE_CHARS:
+            self.send(error_message(ApiError(413, "PayloadTooLarge", f"messages are at most {MAX_MESSAGE_CHARS} "
+                                                                     "characters of JSON")))
+        else:
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                self.send(error_message(ApiError(400, "BadRequest", "messages must be JSON objects")))
+                return
+            self.handle(parsed)
 
     def handle(self, message: Any) -> None:
         """A JSON message from the client (already parsed); answers problems with ``error`` messages."""

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import MissingDependencyError
 from ..values import AVChunk
 from .errors import ApiError
-from .live import LIVE_SAMPLE_RATE, MAX_MESSAGE_CHARS, ClientTooSlow, LiveLink, error_message
+from .live import LIVE_SAMPLE_RATE, ClientTooSlow, LiveLink
 
 log = logging.getLogger(__name__)
 
@@ -239,25 +239,12 @@ class RtcTransport:
 
     def _on_channel(self, channel: Any) -> None:
         self.channel = channel
-        channel.on("message", self._on_message)
+        channel.on("message", self.link.receive_text)
         channel.on("close", lambda: self.link.close("peer_gone"))
         channel.send(json.dumps(self.link.ready_message()))
         pending, self._outbox = self._outbox, []
         for text in pending:
             channel.send(text)
-
-    def _on_message(self, message: Any) -> None:
-        if not isinstance(message, str) or len(message) > MAX_MESSAGE_CHARS:
-            self.send(error_message(ApiError(413 if isinstance(message, str) else 400, "BadRequest",
-                                             f"data channel messages are JSON text of at most {MAX_MESSAGE_CHARS} "
-                                             "characters")))
-            return
-        try:
-            parsed = json.loads(message)
-        except ValueError:
-            self.send(error_message(ApiError(400, "BadRequest", "data channel messages must be JSON")))
-            return
-        self.link.handle(parsed)
 
     def _on_track(self, track: Any) -> None:
         if track.kind == "audio":

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..values import AVChunk
 from .errors import ApiError
-from .live import MAX_MESSAGE_CHARS, ClientTooSlow, LiveLink, error_message
+from .live import ClientTooSlow, LiveLink, error_message
 from .security import TOKEN_COOKIE, check_token, client_key
 
 log = logging.getLogger(__name__)
@@ -156,16 +156,7 @@ class WsTransport:
                 raise _Gone()
             text, data = message.get("text"), message.get("bytes")
             if text is not None:
-                if len(text) > MAX_MESSAGE_CHARS:
-                    self.send(error_message(ApiError(413, "PayloadTooLarge",
-                                                     f"messages are at most {MAX_MESSAGE_CHARS} characters")))
-                    continue
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    self.send(error_message(ApiError(400, "BadRequest", "text messages must be JSON")))
-                    continue
-                self.link.handle(parsed)
+                self.link.receive_text(text)
             elif data is not None:
                 if len(data) > MAX_AUDIO_MESSAGE or len(data) % 2:
                     self.send(error_message(ApiError(

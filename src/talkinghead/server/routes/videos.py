@@ -118,8 +118,8 @@ async def _streamed(request: Request, record: dict[str, Any]) -> Any:
         job = s.jobs.get(jid) or record
         if job["status"] in ("failed", "cancelled"):
             err = job.get("error") or {"type": "Cancelled", "message": "the job was cancelled", "status": 409}
-            body = {**error_body(err.get("type", "InternalError"), err.get("message", "")), "job": job_view(request, job)}
-            return JSONResponse(body, status_code=int(err.get("status", 500)))
+            body = error_body(err.get("type", "InternalError"), err.get("message", ""))
+            return JSONResponse({**body, "job": job_view(request, job)}, status_code=int(err.get("status", 500)))
         handle = _open_stream(s, jid, job["status"])
         if handle is None:
             if time.monotonic() > deadline:  # still queued: the client polls like any other job
