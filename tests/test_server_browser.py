@@ -39,6 +39,14 @@ FLAGS = [
 ]
 QUESTION = "What is your favourite planet?"
 ANSWERS = ["I like the Earth best, it is my home.", "Mars is my favourite planet, it is red and cold."]
+#: Seconds of silence before the live microphone's question: time to connect and, in the barge-in
+#: test, for a typed question's long answer to be playing when the user speaks over it.
+LIVE_QUESTION_AT = 8.0
+LONG_ANSWER = ("Saturn is a good one. It is a giant ball of gas with rings of ice and dust around it. "
+               "Its rings are wide but very thin, only a few hundred metres from top to bottom. "
+               "It has more than a hundred moons, and one of them, Titan, has lakes of methane. "
+               "A day on Saturn lasts only about ten and a half hours. "
+               "Saturn is so light for its size that it would float in a big enough bath.")
 SHOTS = os.environ.get("TALKINGHEAD_SCREENSHOTS")
 
 
@@ -72,7 +80,7 @@ def question_wav(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def llm():
-    with OpenAIServer(answers=ANSWERS, default_answer="Space is big and quiet.") as server:
+    with OpenAIServer(default_answer="Space is big and quiet.") as server:  # each test enqueues its answers
         yield server
 
 
@@ -84,22 +92,32 @@ def app_url(llm, tmp_path_factory):
         backend_options={"llm": {"openai": {"base_url": llm.base_url, "model": "test", "api_key": "test"}},
                          "writer": {"mp4": {"preset": "ultrafast"}}},
         allowed_backends={"tts": ("piper", "espeak"), "enhancer": ()},
+        ice_addresses=("127.0.0.1",),  # WebRTC stays on loopback
     )
     with AppServer(create_app(settings)) as server:
         yield server.url
 
 
 @pytest.fixture(scope="module")
-def browser(question_wav):
+def playwright():
     sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=FLAGS + [f"--use-file-for-fake-audio-capture={question_wav}%noloop"],
-            timeout=60_000,
-        )
-        yield browser
-        browser.close()
+    with sync_playwright() as p:  # one per module: the sync API cannot run two at once
+        yield p
+
+
+def launch(playwright, microphone: Path):
+    """Chromium whose fake microphone plays ``microphone`` once."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=FLAGS + [f"--use-file-for-fake-audio-capture={microphone}%noloop"],
+        timeout=60_000,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, question_wav):
+    browser = launch(playwright, question_wav)
+    yield browser
+    browser.close()
 
 
 class Page:
@@ -124,6 +142,25 @@ class Page:
 
     def close(self):
         self.context.close()
+
+
+@pytest.fixture(scope="module")
+def live_question_wav(tmp_path_factory, question_wav) -> Path:
+    """The live microphone: silence, then the question (the session is connected by then)."""
+    import soundfile as sf
+
+    speech, rate = sf.read(question_wav, dtype="float32")
+    pad = np.zeros(int(LIVE_QUESTION_AT * rate), np.float32)
+    path = tmp_path_factory.mktemp("live-mic") / "live_question.wav"
+    sf.write(path, np.concatenate([pad, speech, np.zeros(rate, np.float32)]), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def live_browser(playwright, live_question_wav):
+    browser = launch(playwright, live_question_wav)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -218,6 +255,10 @@ def test_create_tab_renders_a_video_that_plays(page, portrait_path):
     assert p.locator("#create-progress").evaluate("e => e.value") == 1
     info = wait_playing(p, "#create-video", 0.5)
     assert info["error"] is None and (info["width"], info["height"]) == (512, 512)
+    # streamed (POST ?stream=true into Media Source Extensions): it played before the job completed
+    timing = p.evaluate("""() => { const v = document.querySelector('#create-video');
+        return {src: v.src, playing: Number(v.dataset.playingAt), completed: Number(v.dataset.completedAt)}; }""")
+    assert timing["src"].startswith("blob:") and timing["playing"] < timing["completed"], timing
     assert info["audioBytes"] > 0, info  # the video has an audio track that was decoded
     assert 2.0 < info["duration"] < 10.0
     link = p.locator("#create-download")
@@ -231,7 +272,8 @@ def test_create_tab_renders_a_video_that_plays(page, portrait_path):
     assert page.errors == []
 
 
-def test_conversation_answers_typed_and_spoken_questions(page, portrait_path):
+def test_conversation_answers_typed_and_spoken_questions(page, llm, portrait_path):
+    llm.enqueue(*ANSWERS)
     p = page.page
     box = mouth_box(portrait_path)
     # make an avatar in the gallery
@@ -299,3 +341,191 @@ def test_token_dialog_logs_the_page_in(browser, llm, tmp_path):
             assert all("401" in e for e in page.errors), page.errors
         finally:
             page.close()
+
+
+# -- live ---------------------------------------------------------------------------------------------
+SAMPLER_JS = """
+([sel, box]) => {
+  // every 40 ms: the live state, and how much the mouth and a background corner changed since the
+  // last sample (mean absolute difference per pixel and channel)
+  const v = document.querySelector(sel);
+  const [x1, y1, x2, y2] = box;
+  const canvas = document.createElement("canvas");
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const diff = (a, b) => {
+    if (!b) return 0;
+    let s = 0;
+    for (let i = 0; i < a.length; i += 4) {
+      s += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]) + Math.abs(a[i + 2] - b[i + 2]);
+    }
+    return s / (a.length / 4 * 3);
+  };
+  let last = {};
+  window.liveSamples = [];
+  window.liveSampler = setInterval(() => {
+    if (!v.videoWidth) return;
+    canvas.width = v.videoWidth; canvas.height = v.videoHeight;
+    ctx.drawImage(v, 0, 0);
+    const mouth = ctx.getImageData(x1, y1, x2 - x1, y2 - y1).data, corner = ctx.getImageData(0, 0, 40, 40).data;
+    window.liveSamples.push({ t: performance.now(), state: document.querySelector("#live-slot").dataset.state || "",
+      mouth: diff(mouth, last.mouth), corner: diff(corner, last.corner), time: v.currentTime,
+      cut: document.querySelector("#caption-avatar").classList.contains("cut") });
+    last = { mouth, corner };
+  }, 40);
+}
+"""
+
+
+def go_live(browser, app_url: str, portrait_path, name: str, transport: str = "webrtc", init_script: str = "") -> Page:
+    """Save an avatar called ``name``, open the page, pick it, press Start live; sample the video.
+
+    ``init_script`` runs in the page before its own scripts (to take WebRTC away, say).
+    """
+    import httpx
+
+    with open(portrait_path, "rb") as f:
+        r = httpx.post(app_url + "/v1/avatars", files={"image": ("p.png", f.read(), "image/png")},
+                       data={"name": name, "persona": "You are an astronaut."}, timeout=120)
+    assert r.status_code == 201, r.text
+    page = Page(browser, "about:blank")
+    p = page.page
+    if init_script:
+        p.add_init_script(init_script)
+    p.goto(app_url + "/")
+    page.ready()
+    p.locator(".avatar-card", has_text=name).first.click()
+    p.wait_for_selector("#live-toggle:not([disabled])", timeout=60_000)
+    p.click("#live-toggle")
+    p.wait_for_selector(f"body[data-live={transport}]", timeout=60_000)
+    p.evaluate(SAMPLER_JS, ["#answer-video", list(mouth_box(portrait_path))])
+    return page
+
+
+def samples_so_far(p) -> list[dict]:
+    """Stop the video sampler and return its samples."""
+    return p.evaluate("() => { clearInterval(window.liveSampler); return window.liveSamples; }")
+
+
+def motion(samples: list[dict], key: str) -> float:
+    """How much the region ``key`` changes from sample to sample, on average."""
+    return float(np.mean([s[key] for s in samples])) if samples else 0.0
+
+
+def live_info(app_url: str) -> dict:
+    import httpx
+
+    return httpx.get(app_url + "/v1/live", timeout=30).json()
+
+
+def wait_no_live_sessions(app_url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while live_info(app_url)["active"]:
+        assert time.monotonic() < deadline, "the live session was not closed"
+        time.sleep(0.1)
+
+
+def test_live_conversation_answers_spoken_and_typed_questions_over_webrtc(live_browser, app_url, llm, portrait_path):
+    llm.enqueue("Jupiter is my favourite planet, it is the biggest of them all.", "Hello! I float in space all day.")
+    page = go_live(live_browser, app_url, portrait_path, "Live Eileen")
+    try:
+        p = page.page
+        assert "WebRTC" in p.inner_text("#convo-status")
+        # the microphone speaks the question after a pause; the answer plays live
+        p.wait_for_selector("#live-slot[data-state=speaking]", timeout=120_000)
+        p.wait_for_selector("#caption-avatar:not([hidden])")
+        time.sleep(0.8)
+        shot(p, "server_live_desktop.png")  # while it answers
+        p.wait_for_function("() => document.querySelectorAll('#history li').length >= 1", timeout=120_000)
+        heard = p.inner_text("#caption-you .said").lower()
+        assert "favourite planet" in heard or "favorite planet" in heard, heard
+        assert p.inner_text("#caption-avatar .said") == "Jupiter is my favourite planet, it is the biggest of them all."
+        # then a typed question (Enter sends it over the data channel)
+        p.fill("#question", "Hello, who are you?")
+        p.press("#question", "Enter")
+        p.wait_for_function("() => document.querySelectorAll('#history li').length >= 2", timeout=120_000)
+        assert p.inner_text("#caption-you .said") == "Hello, who are you?"
+        assert p.inner_text("#caption-avatar .said") == "Hello! I float in space all day."
+        assert p.locator("#history li.live").count() == 2
+        samples = samples_so_far(p)
+        speaking = [s for s in samples if s["state"] == "speaking"]
+        quiet = [s for s in samples if s["state"] == "idle"]
+        assert len(speaking) > 20 and len(quiet) > 20, (len(speaking), len(quiet))
+        assert samples[-1]["time"] > 5  # the live video plays
+        # the mouth moves while it speaks, far more than a background corner, and more than at rest
+        assert motion(speaking, "mouth") > 4 * motion(speaking, "corner") + 0.3, samples[-5:]
+        moving, resting = motion(speaking, "mouth"), motion(quiet, "mouth")
+        assert moving > 1.5 * resting, (moving, resting)
+        p.set_viewport_size({"width": 390, "height": 844})
+        assert p.evaluate("() => document.documentElement.scrollWidth") <= 390
+        shot(p, "server_live_phone.png")
+        p.click("#live-toggle")  # End live
+        p.wait_for_selector("body:not([data-live])")
+        wait_no_live_sessions(app_url)
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_live_barge_in_stops_the_answer_and_returns_to_idle(live_browser, app_url, llm, portrait_path):
+    llm.enqueue(LONG_ANSWER, "Mars, because it is red.")
+    page = go_live(live_browser, app_url, portrait_path, "Barge Eileen")
+    try:
+        p = page.page
+        p.fill("#question", "Tell me about Saturn.")
+        p.press("#question", "Enter")
+        p.wait_for_selector("#live-slot[data-state=speaking]", timeout=60_000)
+        assert p.locator("#live-interrupt").is_visible()  # a button can stop it too
+        # the microphone's question comes while the long answer plays: the answer stops
+        p.wait_for_selector("#caption-avatar.cut", timeout=60_000)
+        cut = p.inner_text("#caption-avatar")
+        assert "interrupted" in cut and not p.inner_text("#caption-avatar .said").endswith("big enough bath.")
+        assert "Live · interrupted" in p.inner_text("#history li:first-child")
+        # and the new question is answered
+        p.wait_for_function("() => document.querySelectorAll('#history li').length >= 2", timeout=120_000)
+        assert p.inner_text("#caption-avatar .said") == "Mars, because it is red."
+        p.wait_for_selector("#live-slot[data-state=idle]", timeout=60_000)
+        time.sleep(0.5)
+        samples = samples_so_far(p)
+        cut_at = next(i for i, s in enumerate(samples) if s["cut"])
+        # the answer was playing when it was cut, and stopped: no speaking frames from 200 ms after
+        spoken = [s for s in samples[:cut_at] if s["state"] == "speaking"]
+        assert len(spoken) > 10
+        after = samples[cut_at + 5:]
+        after = after[: next((i for i, s in enumerate(after) if s["state"] == "speaking"), len(after))]
+        assert len(after) >= 10 and {s["state"] for s in after} <= {"listening", "idle"}, samples[cut_at - 3:cut_at + 8]
+        # the face goes quiet (the avatar listens): the mouth moves far less than while it spoke
+        still = after[5:]
+        assert motion(still, "mouth") < 0.5 * motion(spoken, "mouth"), (motion(still, "mouth"), motion(spoken, "mouth"))
+        p.click("#live-toggle")
+        wait_no_live_sessions(app_url)
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_live_falls_back_to_a_websocket_when_webrtc_is_missing(live_browser, app_url, llm, portrait_path):
+    llm.enqueue("I am talking to you over a web socket.", "Jupiter, it is huge.")
+    # a browser (or a network) without WebRTC
+    page = go_live(live_browser, app_url, portrait_path, "Socket Eileen", "websocket",
+                   init_script="delete window.RTCPeerConnection;")
+    try:
+        p = page.page
+        assert "WebSocket" in p.inner_text("#convo-status")
+        p.fill("#question", "How do you reach me?")
+        p.press("#question", "Enter")
+        p.wait_for_function("() => document.querySelectorAll('#history li').length >= 1", timeout=120_000)
+        assert p.inner_text("#caption-avatar .said") == "I am talking to you over a web socket."
+        # the microphone (an AudioWorklet sending PCM) asks the spoken question
+        p.wait_for_function("() => document.querySelectorAll('#history li').length >= 2", timeout=120_000)
+        heard = p.inner_text("#caption-you .said").lower()
+        assert "planet" in heard, heard
+        samples = samples_so_far(p)
+        speaking = [s for s in samples if s["state"] == "speaking"]
+        assert len(speaking) > 20 and samples[-1]["time"] > 3
+        assert motion(speaking, "mouth") > 4 * motion(speaking, "corner") + 0.3
+        assert p.evaluate("() => document.querySelector('#answer-video').src.startsWith('blob:')")
+        p.click("#live-toggle")
+        wait_no_live_sessions(app_url)
+        assert page.errors == []
+    finally:
+        page.close()

@@ -104,6 +104,41 @@ def test_session_registry_bounds_expires_and_closes():
 
 
 # -- rate limits --------------------------------------------------------------------------------------
+def test_session_registry_add_refuses_past_the_bound_and_forget_keeps_it_open():
+    closed = []
+
+    class S:
+        def __init__(self, name):
+            self.name = name
+
+        def close(self):
+            closed.append(self.name)
+
+    reg = SessionRegistry(max_sessions=2, max_idle=10)
+    a, b = S("a"), S("b")
+    assert reg.add("a", a) and reg.add("b", b)
+    assert not reg.add("c", S("c")) and not reg.add("a", S("a2"))  # full; taken: nothing evicted
+    assert closed == [] and sorted(reg.keys()) == ["a", "b"]
+    assert not reg.forget("a", b) and reg.forget("a", a)  # only the session itself is forgotten
+    assert reg.keys() == ["b"] and closed == []
+    assert reg.add("c", S("c"))
+
+
+def test_live_settings_and_ice_servers(tmp_path):
+    s = ServerSettings(data_dir=tmp_path, ice_servers=["stun:stun.example.com:3478",
+                                                       {"urls": ["turn:t.example.com:3478"], "username": "u",
+                                                        "credential": "p"}],
+                       ice_addresses=["127.0.0.1", "::1"])
+    assert s.ice_servers == ({"urls": ["stun:stun.example.com:3478"]},
+                             {"urls": ["turn:t.example.com:3478"], "username": "u", "credential": "p"})
+    assert s.ice_addresses == ("127.0.0.1", "::1") and s.max_live_sessions == 2 and s.live_fps == 25
+    for bad in ({"ice_servers": ["http://x"]}, {"ice_servers": [{"urls": "turn:x"}]},
+                {"ice_servers": [{"urls": "stun:x", "password": "p"}]}, {"ice_addresses": ["eth0"]},
+                {"live_vad": "webrtc"}, {"max_live_sessions": 0}, {"live_fps": 90}, {"live_idle": -1}):
+        with pytest.raises(ConfigError):
+            ServerSettings(data_dir=tmp_path, **bad)
+
+
 def test_rate_limiter_bucket():
     from talkinghead.server.errors import ApiError
     from talkinghead.server.security import RateLimiter
@@ -166,15 +201,22 @@ def test_serve_flags_build_settings(tmp_path, monkeypatch):
     args = build_parser().parse_args([
         "serve", "--port", "9", "--data-dir", str(tmp_path), "--jobs", "2", "--expire", "60",
         "--llm", "openai", "--set", "llm.base_url=http://127.0.0.1:1/v1", "--set", "llm.temperature=0.3",
-        "--cors-origin", "http://a.example", "--enhancer", "none",
+        "--cors-origin", "http://a.example", "--enhancer", "none", "--max-live", "3",
+        "--ice-server", "stun:stun.example.com:3478", "--ice-server", "turn:turn.example.com:3478",
+        "--turn-username", "u", "--turn-credential", "p", "--ice-address", "127.0.0.1",
     ])
     s = server_settings(args)
     assert s.token == "from-env" and s.job_workers == 2 and s.job_ttl == 60 and s.data_dir == tmp_path
     assert s.stages["llm"] == "openai" and s.stages["enhancer"] is None
     assert s.backend_options == {"llm": {"openai": {"base_url": "http://127.0.0.1:1/v1", "temperature": 0.3}}}
     assert s.cors_origins == ("http://a.example",)
+    assert s.max_live_sessions == 3 and s.ice_addresses == ("127.0.0.1",)
+    assert s.ice_servers == ({"urls": ["stun:stun.example.com:3478"]},
+                             {"urls": ["turn:turn.example.com:3478"], "username": "u", "credential": "p"})
     with pytest.raises(ConfigError):
         server_settings(build_parser().parse_args(["serve", "--set", "base_url=x"]))
+    with pytest.raises(ConfigError):  # a TURN server needs credentials
+        server_settings(build_parser().parse_args(["serve", "--ice-server", "turn:t.example.com"]))
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
 

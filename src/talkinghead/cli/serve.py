@@ -35,6 +35,12 @@ def server_settings(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--set {stage}.…: give --{stage} NAME to choose that stage's backend first")
         options.setdefault(stage, {})[name] = typed_config(stage, name, values)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    ice_servers = []
+    for url in args.ice_server or ():
+        server: dict[str, Any] = {"urls": url}
+        if url.startswith("turn"):
+            server.update(username=args.turn_username, credential=args.turn_credential)
+        ice_servers.append(server)
     return ServerSettings(
         data_dir=args.data_dir or default_data_dir(),
         token=token,
@@ -48,6 +54,9 @@ def server_settings(args: argparse.Namespace) -> Any:
         stages=stages,
         backend_options=options,
         system_prompt=args.system_prompt,
+        max_live_sessions=args.max_live,
+        ice_servers=tuple(ice_servers),
+        ice_addresses=tuple(args.ice_address) if args.ice_address else None,
     )
 
 
@@ -97,7 +106,7 @@ def _preload(app: Any, err: TextIO) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="HTTP API and web app (render jobs, saved avatars, conversations)")
+    p = sub.add_parser("serve", help="HTTP API and web app (render jobs, saved avatars, conversations, live sessions)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--token", help=f"require this bearer token for the API (default: ${TOKEN_ENV}, else none)")
@@ -116,5 +125,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="STAGE.KEY=VALUE",
                    help="backend option, repeatable (e.g. --llm openai --set llm.base_url=http://localhost:11434/v1)")
     p.add_argument("--system-prompt", help="persona of avatars that have none")
+    p.add_argument("--max-live", type=int, default=2,
+                   help="live sessions (WebRTC or WebSocket) at once (default 2, what 2 cores hold; each renders "
+                        "25 fps while it lasts)")
+    p.add_argument("--ice-server", action="append", metavar="URL",
+                   help="STUN/TURN server for WebRTC, e.g. stun:stun.example.com:3478 or turn:turn.example.com:3478 "
+                        "(repeatable; default: none, host candidates only)")
+    p.add_argument("--turn-username", help="user name for the turn: servers given with --ice-server")
+    p.add_argument("--turn-credential", help="credential for the turn: servers given with --ice-server")
+    p.add_argument("--ice-address", action="append", metavar="ADDR",
+                   help="bind WebRTC host candidates to this address (repeatable; default: every interface but "
+                        "loopback; 127.0.0.1 keeps WebRTC on this machine)")
     p.add_argument("--preload", action="store_true", help="load the default models before accepting requests")
     p.set_defaults(func=cmd_serve)

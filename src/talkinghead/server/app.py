@@ -1,8 +1,8 @@
 """``create_app``: the FastAPI application — one router per area, the shared state, the web page.
 
 Areas: ``meta`` (health, backends, auth), ``videos`` (render jobs), ``avatars`` (saved avatars),
-``conversations`` (REST turns) and ``web`` (the page). Live sessions (WebRTC, WebSocket) add their
-own routers over the same :class:`ServerState` and its :class:`SessionRegistry`.
+``conversations`` (REST turns), ``live`` (live sessions over WebRTC or a WebSocket) and ``web``
+(the page), all over one :class:`ServerState`.
 """
 
 
@@ -19,6 +19,7 @@ from .conversations import ConversationService
 from .engine import Engine
 from .errors import install_handlers
 from .jobs import JobQueue
+from .live import LiveService
 from .security import SECURITY_HEADERS, BodyLimitMiddleware, RateLimiter, check_token, client_key
 from .sessions import SessionRegistry
 from .settings import ServerSettings
@@ -49,14 +50,15 @@ class ServerState:
         self.conversations = ConversationService(self.engine, self.store, self.avatars, self.jobs, self.sessions)
         self.work_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.read_limiter = RateLimiter(settings.read_rate_limit, max(settings.rate_burst, 60))
+        self.live = LiveService(self)
         self._last_sweep = 0.0
         self._closed = False
 
     def sweep(self) -> dict[str, int]:
-        """Expire finished jobs, idle conversations and idle sessions now."""
+        """Expire finished jobs, idle conversations, idle sessions and idle live sessions now."""
         self._last_sweep = time.monotonic()
         return {"jobs": self.jobs.sweep(), "conversations": self.conversations.sweep(),
-                "sessions": self.sessions.expire()}
+                "sessions": self.sessions.expire(), "live": self.live.registry.expire()}
 
     def sweep_quietly(self) -> None:
         """:meth:`sweep`, logging instead of raising (for background sweeps)."""
@@ -79,6 +81,7 @@ class ServerState:
         if self._closed:
             return
         self._closed = True
+        self.live.close_all()
         self.jobs.close(wait=False)
         self.sessions.close_all()
         self.engine.close()
@@ -147,6 +150,8 @@ def create_app(settings: ServerSettings | None = None, *, store: Store | None = 
     app.include_router(routes.videos.router, dependencies=api)
     app.include_router(routes.avatars.router, dependencies=api)
     app.include_router(routes.conversations.router, dependencies=api)
+    app.include_router(routes.live.router, dependencies=api)
+    app.include_router(routes.live.sockets)
     routes.web.mount(app)
 
     if settings.cors_origins:
@@ -155,7 +160,7 @@ def create_app(settings: ServerSettings | None = None, *, store: Store | None = 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
                            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Range"],
-                           expose_headers=["Content-Range", "Accept-Ranges", "Retry-After"])
+                           expose_headers=["Content-Range", "Accept-Ranges", "Retry-After", "X-Talkinghead-Job"])
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

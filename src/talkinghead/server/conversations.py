@@ -9,6 +9,7 @@ shared queue, so turns and renders share the same bounded workers and models.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from typing import Any
@@ -160,6 +161,23 @@ class ConversationService:
                     "spoken": turn["spoken"], "timings": turn["timings"]}
         finally:
             self._release(cid, ctx.id)
+
+    def add_live_turn(self, cid: str, session_id: str, question: str, answer: str, *, spoken: bool,
+                      status: str) -> None:
+        """Record an exchange of a live session (no video: it was streamed) in the conversation.
+
+        Only what the user heard is recorded (the live session passes the sentences that were spoken);
+        ``status`` is ``"done"`` or ``"interrupted"``.
+        """
+        now = time.time()
+        turn = {"id": f"{session_id}.{secrets.token_hex(4)}", "question": question, "answer": answer,
+                "spoken": spoken, "created_at": now, "live": True, "status": status}
+
+        def add(r: dict[str, Any]) -> None:
+            r["turns"].append(turn)
+            r.update(updated_at=now, expires_at=now + self.engine.settings.conversation_ttl)
+
+        self.store.update("conversation", cid, add)
 
     def sweep(self, now: float | None = None) -> int:
         """Delete conversations idle past their expiry; returns how many."""

@@ -191,11 +191,13 @@ class Engine:
         progress: Callable[[str, int, int], None] | None = None,
         conversation: bool = False,
         system_prompt: str | None = None,
+        max_size: int | None = None,
     ) -> Any:
         """An :class:`~talkinghead.Avatar` for ``portrait`` with the spec's backends from the shared cache.
 
         With ``conversation`` it gets the server's LLM too (the ASR is added by :meth:`with_asr`
-        when a question is spoken, so typed conversations work without one).
+        when a question is spoken, so typed conversations work without one). ``max_size``: the
+        portrait's long side (default: the server's ``max_portrait_size``).
 
         Raises:
             ConfigError: a conversation was asked for but the server has no LLM.
@@ -219,7 +221,7 @@ class Engine:
             stages["llm"] = self.backend("llm", llm)
         return Avatar(
             portrait, **stages, fps=spec.fps, progress=progress, cache=self.cache,
-            max_size=self.settings.max_portrait_size,
+            max_size=max_size or self.settings.max_portrait_size,
             system_prompt=system_prompt or self.settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
             memory=self.settings.memory,
         )

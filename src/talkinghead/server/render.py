@@ -5,6 +5,8 @@ the WebVTT captions that go with each video.
 from __future__ import annotations
 
 import logging
+import os
+from fractions import Fraction
 from typing import Any
 
 from ..text import split_sentences
@@ -14,7 +16,7 @@ from .jobs import JobContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["render_video", "webvtt", "video_info"]
+__all__ = ["render_video", "stream_video", "stream_sample_rate", "webvtt", "video_info"]
 
 #: Longest caption cue (characters); longer sentences become several cues.
 CUE_CHARS = 90
@@ -46,6 +48,73 @@ def render_video(engine: Engine, ctx: JobContext, portrait: Portrait, spec: Rend
     if text:
         write_captions(ctx, [("", text)], video.duration)
     return video_info(video, ctx)
+
+
+#: Audio rates a streamed video may use, best first (one frame must cover a whole number of samples).
+_STREAM_RATES = (48000, 44100, 32000, 24000, 22050, 16000)
+#: Characters of text spoken per second, to estimate the progress of a streamed text render.
+_CHARS_PER_SECOND = 14.0
+
+
+def stream_sample_rate(fps: float) -> int:
+    """The best audio rate for a stream at ``fps`` (48 kHz when a frame covers a whole number of its samples)."""
+    from ..streaming.clock import as_fps
+
+    rate = as_fps(fps)
+    for candidate in _STREAM_RATES:
+        if (Fraction(candidate) / rate).denominator == 1:
+            return candidate
+    from ..errors import ConfigError
+
+    raise ConfigError(f"a streamed video cannot run at {fps:g} fps (no common audio rate divides into whole frames); "
+                      "choose a whole number such as 15, 20, 24, 25 or 30")
+
+
+def stream_video(engine: Engine, ctx: JobContext, portrait: Portrait, spec: RenderSpec, *,
+                 text: str | None = None, audio: Audio | None = None) -> dict[str, Any]:
+    """Make the video as fragmented MP4 while it is rendered (``POST /v1/videos?stream=true``).
+
+    The fragments go to the job's ``stream.mp4`` as they are encoded, so the HTTP response can send
+    them as the file grows; when the render ends the file becomes the job's ``video.mp4`` (a
+    fragmented MP4 plays like any other). A failed or cancelled render leaves no video.
+    """
+    from ..streaming.fmp4 import Fmp4Encoder
+    from ..values import Video
+
+    avatar = engine.avatar(portrait, spec)
+    ctx.progress("prepare", 0, 1)
+    engine.prepare(avatar)
+    ctx.check()
+    rate = stream_sample_rate(spec.fps)
+    if audio is not None:
+        total = max(1, int(audio.duration * spec.fps))
+    else:
+        total = max(1, int(len(text or "") / _CHARS_PER_SECOND * spec.fps))
+    source = text if text is not None else audio
+    path = ctx.file_path("stream.mp4")
+    frames = 0
+    with open(path, "wb") as out:
+        encoder = Fmp4Encoder(out, preset="veryfast")
+        try:
+            for chunk in avatar.stream(source, voice=engine.voice_profile(spec), fps=spec.fps, sample_rate=rate,
+                                       chunk_frames=5):
+                encoder.write(chunk)
+                frames += chunk.n_frames
+                ctx.progress("animate", frames, max(total, frames + 1))
+            stats = encoder.close()
+        except BaseException:
+            encoder.abort()
+            out.close()
+            path.unlink(missing_ok=True)
+            raise
+    final = ctx.video_path
+    os.replace(path, final)
+    ctx.queue.store.commit_file("job", ctx.id, "video.mp4")
+    duration = stats.samples / stats.sample_rate
+    if text:
+        write_captions(ctx, [("", text)], duration)
+    video = Video(final, float(spec.fps), stats.width, stats.height, stats.frames, duration, True)
+    return {**video_info(video, ctx), "streamed": True}
 
 
 def write_captions(ctx: JobContext, speeches: list[tuple[str, str]], duration: float) -> None:

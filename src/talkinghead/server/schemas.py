@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ErrorBody", "Job", "Avatar", "Conversation", "AvatarList", "JobList", "Backends", "AvatarUpdate",
-           "NewConversation", "AuthRequest"]
+           "NewConversation", "AuthRequest", "LiveOffer", "LiveAnswer", "LiveInfo"]
 
 
 class _Model(BaseModel):
@@ -109,11 +109,14 @@ class AvatarUpdate(BaseModel):
 
 
 class Turn(_Model):
-    id: str = Field(description="the job of this turn: its video is /v1/videos/{id}/content while it lasts")
+    id: str = Field(description="the job of this turn: its video is /v1/videos/{id}/content while it lasts "
+                                "(live turns have no video)")
     question: str
-    answer: str
+    answer: str = Field(description="what was spoken (for an interrupted live turn, the sentences heard)")
     spoken: bool = Field(description="the question was speech (transcribed by the server)")
     created_at: float
+    live: bool = Field(False, description="asked in a live session (WebRTC or WebSocket)")
+    status: Optional[str] = Field(None, description="live turns: done or interrupted")
 
 
 class Conversation(_Model):
@@ -144,3 +147,41 @@ class Backends(_Model):
     stages: dict[str, list[dict[str, Any]]]
     conversation: bool
     limits: dict[str, Any]
+
+
+class LiveOffer(BaseModel):
+    """A WebRTC offer for a live session with a saved avatar."""
+
+    model_config = ConfigDict(extra="forbid")
+    sdp: str = Field(max_length=100_000, description="the browser's SDP offer (gather candidates first: no trickle "
+                                                     "ICE); an audio section (the avatar's voice, and the microphone "
+                                                     "if sendrecv), a video section and a data channel")
+    type: Literal["offer"] = "offer"
+    avatar_id: str
+    conversation_id: Optional[str] = Field(None, description="continue this conversation's memory; live turns are "
+                                                             "added to it")
+
+
+class LiveAnswer(_Model):
+    """The server's SDP answer; the session starts streaming when the peer connects."""
+
+    sdp: str
+    type: Literal["answer"] = "answer"
+    session_id: str = Field(description="DELETE /v1/live/{session_id} ends it")
+    fps: float
+    sample_rate: int
+
+
+class LiveInfo(_Model):
+    """Whether and how this server holds live sessions."""
+
+    webrtc: bool = Field(description="WebRTC is available (aiortc installed)")
+    websocket: bool
+    ice_servers: list[dict[str, Any]] = Field(description="STUN/TURN servers for the page's RTCPeerConnection")
+    max_sessions: int
+    active: int
+    fps: float
+    sample_rate: int
+    conversation: bool = Field(description="the server has an LLM (live sessions need one)")
+    sessions: list[dict[str, Any]] = Field([], description="the open sessions: id, transport, avatar_id, frames, "
+                                                           "late_frames (made after their time), seconds, idle_seconds")

@@ -1,7 +1,8 @@
 """Live objects the server keeps between requests: one registry, bounded, with idle expiry.
 
 A *session* is anything a client keeps talking to — a REST conversation's warm
-:class:`~talkinghead.Avatar` today, a live WebRTC or WebSocket session later. Sessions are looked
+:class:`~talkinghead.Avatar`, a live WebRTC or WebSocket session (in a registry of their own, where
+:meth:`SessionRegistry.add` refuses a session past the bound instead of dropping another). Sessions are looked
 up by key, dropped when idle for ``max_idle`` seconds or when the registry is full (least recently
 used first), and closed when the server stops. Durable state (a conversation's history) lives in
 the :class:`~talkinghead.server.store.Store`, so a dropped session can always be rebuilt.
@@ -52,6 +53,12 @@ class SessionRegistry:
             self._items[key] = (item[0], self.clock())
             return item[0]
 
+    def peek(self, key: str) -> Any | None:
+        """The session under ``key`` without marking it used (for listings), or None."""
+        with self._lock:
+            item = self._items.get(key)
+            return item[0] if item is not None else None
+
     def get_or_create(self, key: str, factory: Callable[[], S], *, valid: Callable[[S], bool] | None = None) -> S:
         """The session under ``key``; built with ``factory`` when missing or when ``valid`` rejects it."""
         session = self.get(key)
@@ -72,6 +79,27 @@ class SessionRegistry:
         for victim in evicted:
             _close(victim)
         return new
+
+    def add(self, key: str, session: Any) -> bool:
+        """Register ``session`` under a new ``key`` unless the registry is full; nothing is evicted.
+
+        Returns False (and registers nothing) when ``max_sessions`` are registered or ``key`` is taken:
+        for sessions that must not be dropped to make room, such as live ones.
+        """
+        with self._lock:
+            if key in self._items or len(self._items) >= self.max_sessions:
+                return False
+            self._items[key] = (session, self.clock())
+            return True
+
+    def forget(self, key: str, session: Any) -> bool:
+        """Remove ``session`` from under ``key`` without closing it (it closed itself)."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] is not session:
+                return False
+            del self._items[key]
+            return True
 
     def put(self, key: str, session: Any) -> None:
         """Register ``session`` under ``key`` (closing one it replaces)."""

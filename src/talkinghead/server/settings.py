@@ -92,6 +92,25 @@ class ServerSettings:
         max_portraits: prepared portraits kept in memory (per-portrait preprocessing cache).
         max_sessions: conversation sessions kept warm in memory.
         session_idle: seconds a warm session is kept without use (its conversation stays in the store).
+        max_live_sessions: live sessions (WebRTC or WebSocket) at once; each renders and encodes 25
+            frames a second for as long as it lasts (2 is what 2 CPU cores hold at 512², see
+            docs/performance/live.md; raise it on bigger machines). More are refused with 503
+            ``TooManySessions``.
+        live_idle: seconds a live session may go without the user speaking or typing before it is closed.
+        live_max_seconds: longest a live session may last.
+        live_connect_timeout: seconds a WebRTC peer has to connect after its offer was answered.
+        live_fps: frame rate of live video (25: the rate of LiveKit, Pipecat and most real-time peers).
+        live_max_size: live video is rendered from the portrait downscaled to this long side.
+        live_vad: voice-activity detector of live sessions: ``"silero"`` (bundled with
+            faster-whisper) or ``"energy"`` (a loudness gate, no model).
+        live_max_utterance: seconds one spoken turn may last; a longer one ends there and is answered.
+        live_turn_timeout: seconds a live turn may take to produce its whole answer.
+        ice_servers: STUN/TURN servers for WebRTC, given to the server's peer connections and to
+            the page's: ``({"urls": "turn:turn.example.com:3478", "username": "u", "credential": "p"},)``.
+            Empty (the default): host candidates only, which works when the browser can reach the
+            server's address directly (same machine, same network).
+        ice_addresses: addresses the server's WebRTC host candidates bind to (default: every
+            interface but loopback, as aiortc does); ``("127.0.0.1",)`` keeps WebRTC on this machine.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -124,6 +143,17 @@ class ServerSettings:
     max_portraits: int = 32
     max_sessions: int = 32
     session_idle: float = 600.0
+    max_live_sessions: int = 2
+    live_idle: float = 300.0
+    live_max_seconds: float = 3600.0
+    live_connect_timeout: float = 30.0
+    live_fps: float = 25.0
+    live_max_size: int = 512
+    live_vad: str = "silero"
+    live_max_utterance: float = 30.0
+    live_turn_timeout: float = 30.0
+    ice_servers: tuple[Mapping[str, Any], ...] = ()
+    ice_addresses: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(os.fspath(self.data_dir)).expanduser())
@@ -133,7 +163,8 @@ class ServerSettings:
             "job_workers", "max_queued", "job_ttl", "conversation_ttl", "sweep_interval", "request_workers",
             "max_upload_bytes", "max_image_pixels", "max_audio_seconds", "max_text_chars", "max_fps",
             "max_avatars", "max_portrait_size", "rate_limit", "rate_burst", "read_rate_limit", "turn_timeout",
-            "max_portraits", "max_sessions", "session_idle",
+            "max_portraits", "max_sessions", "session_idle", "max_live_sessions", "live_idle", "live_max_seconds",
+            "live_connect_timeout", "live_fps", "live_max_size", "live_max_utterance", "live_turn_timeout",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -149,6 +180,13 @@ class ServerSettings:
         unknown = set(self.stages) - set(DEFAULT_STAGES)
         if unknown:
             raise ConfigError(f"unknown stage(s) in stages: {', '.join(sorted(unknown))}")
+        if self.live_vad not in ("silero", "energy"):
+            raise ConfigError(f"live_vad must be 'silero' or 'energy', got {self.live_vad!r}")
+        if self.live_fps > 60:
+            raise ConfigError(f"live_fps must be at most 60, got {self.live_fps}")
+        object.__setattr__(self, "ice_servers", tuple(_ice_server(s) for s in self.ice_servers))
+        if self.ice_addresses is not None:
+            object.__setattr__(self, "ice_addresses", tuple(_ip(a) for a in self.ice_addresses))
         if self.token is not None and not self.token.strip():
             raise ConfigError("token must not be empty; leave it unset to run without a token")
 
@@ -163,3 +201,34 @@ class ServerSettings:
     def options_for(self, stage: str, name: str) -> dict[str, Any]:
         """The operator's options for one backend (empty when none are set)."""
         return dict(self.backend_options.get(stage, {}).get(name, {}))
+
+
+def _ice_server(server: Any) -> dict[str, Any]:
+    """One STUN/TURN server as the WebRTC APIs take it: ``urls`` plus, for TURN, ``username`` and ``credential``."""
+    if isinstance(server, str):
+        server = {"urls": server}
+    if not isinstance(server, Mapping):
+        raise ConfigError(f"an ICE server must be a URL or a mapping with 'urls', got {server!r}")
+    unknown = set(server) - {"urls", "username", "credential"}
+    if unknown:
+        raise ConfigError(f"unknown ICE server field(s): {', '.join(sorted(unknown))}; use urls, username, credential")
+    urls = server.get("urls")
+    urls = [urls] if isinstance(urls, str) else list(urls or ())
+    if not urls or not all(isinstance(u, str) and u.split(":", 1)[0] in ("stun", "turn", "turns") for u in urls):
+        raise ConfigError(f"ICE server urls must start with stun:, turn: or turns:, got {server.get('urls')!r}")
+    out: dict[str, Any] = {"urls": urls}
+    for key in ("username", "credential"):
+        if server.get(key) is not None:
+            out[key] = str(server[key])
+    if any(u.startswith("turn") for u in urls) and not ("username" in out and "credential" in out):
+        raise ConfigError("a TURN server needs a username and a credential")
+    return out
+
+
+def _ip(address: Any) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(str(address)))
+    except ValueError:
+        raise ConfigError(f"ice_addresses must be IP addresses such as 127.0.0.1, got {address!r}") from None

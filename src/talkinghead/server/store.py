@@ -30,7 +30,7 @@ __all__ = ["Store", "LocalStore", "new_id", "check_id", "KINDS", "FILE_NAMES", "
 #: Record kinds and the prefix of their ids.
 KINDS: dict[str, str] = {"job": "vid", "avatar": "av", "conversation": "conv"}
 #: The only file names a record may have.
-FILE_NAMES = frozenset({"video.mp4", "captions.vtt", "portrait.png", "thumb.jpg", "input.bin"})
+FILE_NAMES = frozenset({"video.mp4", "stream.mp4", "captions.vtt", "portrait.png", "thumb.jpg", "input.bin"})
 
 _ID = re.compile(r"^(vid|av|conv)_[0-9a-f]{20}$")
 

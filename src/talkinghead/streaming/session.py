@@ -68,8 +68,9 @@ class LiveSession:
         voice: voice of the answers.
         turn_timeout: seconds a turn may take to produce its whole answer before it is given up.
         vad: ``"silero"`` (bundled with faster-whisper), ``"energy"`` or a detector object.
-        vad_threshold, min_speech_ms, min_silence_ms: voice-activity settings (see
-            :class:`~talkinghead.streaming.vad.VoiceActivity`).
+        vad_threshold, min_speech_ms, min_silence_ms, max_speech_s: voice-activity settings (see
+            :class:`~talkinghead.streaming.vad.VoiceActivity`); an utterance longer than
+            ``max_speech_s`` ends there and is answered (a bound on the length of a spoken turn).
         barge_in: user speech interrupts the answer being spoken.
         on_event: called with every :data:`~talkinghead.streaming.events.SessionEvent` (from the
             thread that caused it; keep it quick).
@@ -93,6 +94,7 @@ class LiveSession:
         vad_threshold: float = 0.5,
         min_speech_ms: float = 150,
         min_silence_ms: float = 500,
+        max_speech_s: float = 30.0,
         barge_in: bool = True,
         on_event: Callable[[SessionEvent], None] | None = None,
         first_frame: int = 0,
@@ -115,7 +117,8 @@ class LiveSession:
         self.on_event = on_event
         self.conversation = memory or Conversation(avatar.conversation.system_prompt, avatar.conversation.max_exchanges)
         self._vad_spec = vad
-        self._vad_options = {"threshold": vad_threshold, "min_speech_ms": min_speech_ms, "min_silence_ms": min_silence_ms}
+        self._vad_options = {"threshold": vad_threshold, "min_speech_ms": min_speech_ms,
+                             "min_silence_ms": min_silence_ms, "max_speech_s": max_speech_s}
         self._vad: VoiceActivity | None = None
         self._mic: StreamResampler | None = None
         import scipy.signal  # noqa: F401  (resampling needs it; importing it takes seconds, so not on the first frame)

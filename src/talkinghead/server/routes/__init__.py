@@ -1,5 +1,5 @@
 """The HTTP routes, one module per area; ``common`` holds what they share."""
 
-from . import avatars, conversations, meta, videos, web
+from . import avatars, conversations, live, meta, videos, web
 
-__all__ = ["avatars", "conversations", "meta", "videos", "web"]
+__all__ = ["avatars", "conversations", "live", "meta", "videos", "web"]

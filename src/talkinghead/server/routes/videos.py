@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from ...errors import ConfigError, TextError
 from ...text import speakable_text
-from ..errors import ApiError, not_found
+from ..errors import ApiError, error_body, not_found
 from ..jobs import ACTIVE
-from ..render import render_video
+from ..render import render_video, stream_sample_rate, stream_video
 from ..schemas import ErrorBody, Job, JobList
 from ..uploads import decode_audio, decode_image
 from .common import checked_id, job_view, read_upload, state, work_limit
@@ -22,8 +24,11 @@ router = APIRouter(prefix="/v1/videos", tags=["videos"],
 
 
 @router.post("", status_code=202, response_model=Job, dependencies=[Depends(work_limit)],
-             responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody},
-                        503: {"model": ErrorBody}}, summary="Queue a video")
+             responses={200: {"content": {"video/mp4": {}},
+                              "description": "with stream=true: fragmented MP4 as it is rendered (header "
+                                             "X-Talkinghead-Job names the job)"},
+                        413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody},
+                        503: {"model": ErrorBody}}, summary="Queue a video (or stream it as it is made)")
 async def create_video(
     request: Request,
     image: Annotated[Optional[UploadFile], File(description="portrait (PNG, JPEG or WebP); or give avatar_id")] = None,
@@ -39,11 +44,19 @@ async def create_video(
     emotion: Annotated[Optional[str], Form(description="for animators that take an emotion option")] = None,
     animator_options: Annotated[Optional[str],
                                 Form(description="JSON object of animator options clients may set")] = None,
+    stream: Annotated[bool, Query(description="answer with the video itself, as fragmented MP4 while it is "
+                                              "rendered (plays in a <video> through Media Source Extensions)")] = False,
 ) -> Any:
     """Start a render job: a portrait (``image`` or ``avatar_id``) and what it says (``text`` or ``audio``).
 
     Answers 202 with the job; poll ``GET /v1/videos/{id}`` until ``status`` is ``completed``, then
     fetch ``content_url``. The job runs to its end even if this client goes away.
+
+    With ``stream=true`` the answer is the video itself: fragmented MP4 (H.264 + AAC, ``Content-Type``
+    with its codecs for ``MediaSource.addSourceBuffer``), sent as it is encoded, once the job leaves
+    the queue. The job is the same (its id in ``X-Talkinghead-Job``; progress, ``content_url`` once
+    completed). Errors found before the first byte are JSON errors as usual; a render that fails later
+    ends the stream early and its job says why.
     """
     s = state(request)
     image_bytes = await read_upload(request, image, "portrait")
@@ -75,12 +88,77 @@ async def create_video(
     params = {**spec.as_dict(), "input": "text" if words is not None else "audio", "avatar_id": avatar_id or None}
     if words is not None:
         params["text"] = words
+    if stream:
+        stream_sample_rate(spec.fps)  # refuse an fps no stream can carry before queueing
+        params["stream"] = True
+    work = stream_video if stream else render_video
     record = s.jobs.submit(
         "render", params,
-        lambda ctx: render_video(s.engine, ctx, portrait, spec, text=words, audio=speech),
+        lambda ctx: work(s.engine, ctx, portrait, spec, text=words, audio=speech),
         enhanced=spec.enhancer is not None,
     )
+    if stream:
+        return await _streamed(request, record)
     return job_view(request, record)
+
+
+#: Seconds between looks at a growing stream file.
+_POLL_S = 0.03
+
+
+async def _streamed(request: Request, record: dict[str, Any]) -> Any:
+    """The response of ``stream=true``: wait for the job's first bytes, then send its ``stream.mp4`` as it grows."""
+    from ...streaming.fmp4 import MSE_MIME
+
+    s = state(request)
+    jid = record["id"]
+    deadline = time.monotonic() + s.settings.turn_timeout
+    handle = None
+    while handle is None:
+        job = s.jobs.get(jid) or record
+        if job["status"] in ("failed", "cancelled"):
+            err = job.get("error") or {"type": "Cancelled", "message": "the job was cancelled", "status": 409}
+            body = error_body(err.get("type", "InternalError"), err.get("message", ""))
+            return JSONResponse({**body, "job": job_view(request, job)}, status_code=int(err.get("status", 500)))
+        handle = _open_stream(s, jid, job["status"])
+        if handle is None:
+            if time.monotonic() > deadline:  # still queued: the client polls like any other job
+                return JSONResponse(job_view(request, job), status_code=202)
+            await asyncio.sleep(_POLL_S)
+
+    async def body():
+        try:
+            while True:
+                data = await asyncio.to_thread(handle.read, 1 << 16)
+                if data:
+                    yield data
+                    continue
+                job = s.jobs.get(jid) or {}
+                if job.get("status") not in ("queued", "in_progress"):
+                    rest = await asyncio.to_thread(handle.read)
+                    if rest:
+                        yield rest
+                    return
+                await asyncio.sleep(_POLL_S)
+        finally:
+            handle.close()
+
+    headers = {"X-Talkinghead-Job": jid, "Cache-Control": "no-store",
+               "Location": str(request.url_for("get_video", video_id=jid).path)}
+    return StreamingResponse(body(), media_type=MSE_MIME, headers=headers)
+
+
+def _open_stream(s: Any, jid: str, status: str) -> Any:
+    """The job's video, open for reading: the growing ``stream.mp4``, or ``video.mp4`` once completed."""
+    names = ("video.mp4",) if status == "completed" else ("stream.mp4", "video.mp4")
+    for name in names:
+        path = s.store.open_file("job", jid, name)
+        if path is not None and path.stat().st_size > 0:
+            try:
+                return open(path, "rb")  # noqa: SIM115 (closed by the response's body)
+            except FileNotFoundError:  # renamed to video.mp4 meanwhile
+                continue
+    return None
 
 
 def _json_object(raw: str | None, name: str) -> dict[str, Any]:
@@ -103,7 +181,7 @@ async def list_videos(request: Request, limit: Annotated[int, Query(ge=1, le=200
     return {"data": [job_view(request, r) for r in records[:limit]]}
 
 
-@router.get("/{video_id}", response_model=Job, summary="Status and progress of a job")
+@router.get("/{video_id}", name="get_video", response_model=Job, summary="Status and progress of a job")
 async def get_video(request: Request, video_id: str) -> Any:
     return job_view(request, _job(request, video_id))
 

@@ -34,8 +34,9 @@ async function main() {
   initTabs();
   try {
     const backends = await api("v1/backends");
+    const live = await api("v1/live").catch(() => null); // null: a server without live sessions
     initGallery(backends);
-    initConversation(backends);
+    initConversation(backends, live);
     initCreate(backends);
     await loadAvatars();
     document.body.dataset.ready = "true";

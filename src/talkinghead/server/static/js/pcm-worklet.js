@@ -1,0 +1,27 @@
+// The microphone as 16-bit PCM for the live WebSocket: the AudioContext runs at the rate the server
+// was told (16 kHz); blocks of 100 ms are posted to the page, which sends them as binary messages.
+
+class PcmCapture extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.block = new Int16Array(Math.round(sampleRate / 10));
+    this.filled = 0;
+  }
+
+  process(inputs) {
+    const channel = inputs[0] && inputs[0][0];
+    if (channel) {
+      for (let i = 0; i < channel.length; i++) {
+        const s = Math.max(-1, Math.min(1, channel[i]));
+        this.block[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
+        if (this.filled === this.block.length) {
+          this.port.postMessage(this.block.buffer.slice(0));
+          this.filled = 0;
+        }
+      }
+    }
+    return true;
+  }
+}
+
+registerProcessor("pcm-capture", PcmCapture);
