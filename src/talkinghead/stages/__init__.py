@@ -7,6 +7,7 @@ A backend implements one of these; :mod:`talkinghead.plugins` registers it under
 from ..text import speakable_text
 from .animator import Animator, ProgressCallback, frame_count
 from .asr import ASR
+from .bankable import BankableAnimator, is_bankable
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
 from .llm import LLM
@@ -27,6 +28,8 @@ __all__ = [
     "LLM",
     "TTS",
     "Animator",
+    "BankableAnimator",
+    "is_bankable",
     "Enhancer",
     "Writer",
     "Backend",

@@ -17,6 +17,7 @@ instead of a Poisson ``seamlessClone`` per frame) and ``bf16`` (autocast; change
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ...errors import AudioError, ConfigError, MissingDependencyError, ModelLoad
 from ...stages.animator import ProgressCallback, frame_count
 from ...stages.base import BackendBase
 from ...values import Audio, FrameChunk, Portrait
+from .bankable import SadTalkerBankSupport
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class SadTalkerPrepared:
     crop: Any = None         # preprocess.PortraitCrop (paste box, chosen face, crop info)
 
 
-class SadTalkerAnimator(BackendBase):
+class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
     """SadTalker (CVPR 2023) talking-head animator using the official checkpoints.
 
     Args:
@@ -85,7 +87,7 @@ class SadTalkerAnimator(BackendBase):
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "sadtalker"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame"})
+        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame", "bankable"})
 
     def __init__(self, *, size: int = 256, preprocess: str = "crop", pose_style: int = 0,
                  expression_scale: float = 1.0, still: bool = False, blink: bool = True,
@@ -125,6 +127,8 @@ class SadTalkerAnimator(BackendBase):
         self.kp_once, self.source_cache, self.weight_cache = kp_once, source_cache, weight_cache
         self.chunk_frames = chunk_frames or max(8, batch_size)
         self._nets: dict[str, Any] | None = None
+        self._light_nets: dict[str, Any] | None = None  # ExpNet, PoseVAE, MappingNet only (bank play)
+        self._light_lock = threading.Lock()
         self.landmarks = landmarks
         self._landmarks: Any = None  # preprocess.LandmarkSource, created on the first prepare()
 
@@ -192,6 +196,7 @@ class SadTalkerAnimator(BackendBase):
 
     def close(self) -> None:
         self._nets = None
+        self._light_nets = None
         if self._landmarks is not None and hasattr(self._landmarks, "close"):
             self._landmarks.close()
         self._landmarks = None
@@ -254,12 +259,16 @@ class SadTalkerAnimator(BackendBase):
     # ------------------------------------------------------------------ animate
     def coefficients(self, prepared: SadTalkerPrepared, audio: Audio, *, fps: float) -> np.ndarray:
         """(T, 70) exp || pose coefficients for the clip, T = ``frame_count(audio.duration, fps)``."""
+        assert self._nets is not None
+        return self._coefficients(self._nets, prepared.source_coeff, audio, fps=fps)
+
+    def _coefficients(self, nets: dict[str, Any], source_coeff: np.ndarray, audio: Audio, *, fps: float) -> np.ndarray:
+        """ExpNet + PoseVAE (+ blinks, Savitzky-Golay) for the source coefficients: (T, 70)."""
         import torch
 
         from .audio import blink_sequence, mel_windows
         from .coeffnets import generate_coefficients
 
-        assert self._nets is not None
         samples = _to_16k(audio)
         if len(samples) < 16000 / fps:
             raise AudioError(f"The audio is {audio.duration:.3f} s long, shorter than one video frame at "
@@ -273,10 +282,35 @@ class SadTalkerAnimator(BackendBase):
         blink = blink_sequence(t, fps, seed=self.seed) if self.blink else None
         gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
         with self._grad_ctx():
-            res = generate_coefficients(self._nets["exp"], self._nets["pose"], mels, prepared.source_coeff[:70],
+            res = generate_coefficients(nets["exp"], nets["pose"], mels, source_coeff[:70],
                                         pose_style=self.pose_style, blink=blink, use_blink=self.blink,
                                         generator=gen, ref_eyeblink=self.ref_eyeblink, ref_pose=self.ref_pose)
         return res.coeffs
+
+    def _render_inputs(self, source_coeff: np.ndarray, coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        """MappingNet windows of the source (nc, 27) and of every frame (T, nc, 27), and free-view degrees."""
+        from .mapping import render_inputs
+
+        ri = render_inputs(source_coeff, coeffs, full=self.full_mode, expression_scale=self.expression_scale,
+                           still=self.still, yaw=self.yaw, pitch=self.pitch, roll=self.roll)
+        free = {f"{k}_deg": np.asarray(v, np.float32) for k, v in
+                (("yaw", ri.yaw), ("pitch", ri.pitch), ("roll", ri.roll)) if v is not None}
+        return ri.source, ri.target, free
+
+    def _posed_keypoints(self, mapping: Any, kc: Any, src_sem: np.ndarray, sem: np.ndarray,
+                         free: dict[str, np.ndarray]) -> tuple[Any, Any]:
+        """Source (n, 15, 3) and driving (n, 15, 3) keypoints for n MappingNet windows ``sem``."""
+        import torch
+
+        from .keypoints import transform_keypoints
+
+        dev = torch.device(self.device)
+        n = len(sem)
+        he_src = _mapping_out(mapping(torch.from_numpy(src_sem[None]).to(dev)))
+        ks = transform_keypoints(kc, *(v.float().expand(n, *v.shape[1:]) for v in he_src))
+        he = _mapping_out(mapping(torch.from_numpy(np.ascontiguousarray(sem)).to(dev)))
+        kw = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in free.items()}
+        return ks, transform_keypoints(kc, *(v.float() for v in he), **kw)
 
     def animate(self, prepared: SadTalkerPrepared, audio: Audio, *, fps: float,
                 progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
@@ -290,23 +324,12 @@ class SadTalkerAnimator(BackendBase):
     def render(self, prepared: SadTalkerPrepared, coeffs: np.ndarray, *,
                progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
         """Render (T, 70) coefficients to frames (chunks of ``chunk_frames``)."""
-        import torch
-
         assert self._nets is not None
-        from .mapping import render_inputs
-
         t = coeffs.shape[0]
-        ri = render_inputs(prepared.source_coeff, coeffs, full=self.full_mode,
-                           expression_scale=self.expression_scale, still=self.still,
-                           yaw=self.yaw, pitch=self.pitch, roll=self.roll)
-        sem, src_sem = ri.target, ri.source
-        free = {f"{k}_deg": np.asarray(v, np.float32) for k, v in
-                (("yaw", ri.yaw), ("pitch", ri.pitch), ("roll", ri.roll)) if v is not None}
+        src_sem, sem, free = self._render_inputs(prepared.source_coeff, coeffs)
         kp_net, gen, mapping = self._nets["kp"], self._nets["gen"], self._nets["mapping"]
-        dev = torch.device(self.device)
         with self._grad_ctx(), self._autocast():
             kp_can = prepared.kp_canonical if prepared.kp_canonical is not None else None
-            he_src = _mapping_out(mapping(torch.from_numpy(src_sem[None]).to(dev)))
             bs = self.batch_size if self.batched else 1
             done, buf = 0, []
             for b0 in range(0, t, bs):
@@ -316,18 +339,8 @@ class SadTalkerAnimator(BackendBase):
                     kc = kp_net(prepared.source.expand(n, -1, -1, -1)).float()
                 else:
                     kc = kp_can
-                from .keypoints import transform_keypoints
-
-                ks = transform_keypoints(kc, *(v.float().expand(n, *v.shape[1:]) for v in he_src))
-                he = _mapping_out(mapping(torch.from_numpy(sem[idx]).to(dev)))
-                kw = {k: torch.from_numpy(v[idx]).to(dev) for k, v in free.items()}
-                kd = transform_keypoints(kc, *(v.float() for v in he), **kw)
-                if prepared.features is not None:
-                    out = gen.render(prepared.features, ks, kd)
-                else:
-                    out = gen(self._mem(prepared.source.expand(n, -1, -1, -1)), ks, kd)
-                frames = _to_uint8(out.float().permute(0, 2, 3, 1).cpu().numpy())
-                buf.append(self._finish(prepared, frames))
+                ks, kd = self._posed_keypoints(mapping, kc, src_sem, sem[idx], {k: v[idx] for k, v in free.items()})
+                buf.append(self._finish(prepared, self._generate(gen, prepared, ks, kd)))
                 got = sum(len(x) for x in buf)
                 if got >= self.chunk_frames or idx[-1] == t - 1:
                     chunk = np.concatenate(buf)
@@ -337,7 +350,17 @@ class SadTalkerAnimator(BackendBase):
                     if progress is not None:
                         progress(done, t)
 
-    def _finish(self, prepared: SadTalkerPrepared, frames: np.ndarray) -> np.ndarray:
+    def _generate(self, gen: Any, prepared: SadTalkerPrepared, ks: Any, kd: Any) -> np.ndarray:
+        """The generator on one batch of (n, 15, 3) source/driving keypoints: (n, S, S, 3) uint8 crops."""
+        n = kd.shape[0]
+        if prepared.features is not None:
+            out = gen.render(prepared.features, ks, kd)
+        else:
+            out = gen(self._mem(prepared.source.expand(n, -1, -1, -1)), ks, kd)
+        return _to_uint8(out.float().permute(0, 2, 3, 1).cpu().numpy())
+
+    def _finish(self, prepared: Any, frames: np.ndarray) -> np.ndarray:
+        """Crops -> output frames: pasted into the portrait (full modes) or resized to ``out_size``."""
         if prepared.paster is not None:
             return prepared.paster.paste(frames)
         w, h = prepared.out_size

@@ -12,6 +12,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...stages import BackendBase, ProgressCallback, frame_count
 from ...values import Audio, Face, FrameChunk, Portrait
+from .bankable import VisemeBankSupport
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class PreparedPortrait:
     fields: Any  # fields.FieldBank
 
 
-class VisemeAnimator(BackendBase):
+class VisemeAnimator(VisemeBankSupport, BackendBase):
     """Animates the portrait itself with precomputed warp fields driven by visemes and loudness.
 
     It needs no weights beyond mediapipe's bundled face models and runs far faster than real time
@@ -45,7 +46,7 @@ class VisemeAnimator(BackendBase):
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "viseme"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "bankable"})
 
     def __init__(
         self,
