@@ -97,7 +97,8 @@ class BankAnimator(BackendBase):
             raise ConfigError(f"bank flow_preset must be one of {FLOW_PRESETS}, got {flow_preset!r}")
         if sentences is not None and int(sentences) < 1:
             raise ConfigError(f"bank sentences must be at least 1 (or None for all), got {sentences!r}")
-        for nm, v, lo in (("neighbours", neighbours, 1), ("flow_size", flow_size, 16), ("chunk_frames", chunk_frames, 1)):
+        for nm, v, lo in (("neighbours", neighbours, 1), ("flow_size", flow_size, 16),
+                          ("chunk_frames", chunk_frames, 1)):
             if int(v) < lo:
                 raise ConfigError(f"bank {nm} must be at least {lo}, got {v!r}")
         if source_config is not None and not isinstance(source_config, Mapping):
@@ -130,7 +131,6 @@ class BankAnimator(BackendBase):
     # -- life cycle --------------------------------------------------------------------------------
     def load(self) -> None:
         """Nothing heavy: the source loads its cheap networks on first play and its renderer only to build."""
-        return None
 
     def close(self) -> None:
         self.source.close()

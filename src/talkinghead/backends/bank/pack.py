@@ -208,7 +208,8 @@ class BuildDir:
     def save_plan(self, manifest: dict[str, Any], arrays: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> None:
         (self.path / "state").mkdir(parents=True, exist_ok=True)
         for name, a in state.items():
-            self._atomic(self.path / "state" / f"{name}.npy", lambda fh, a=a: np.save(fh, np.asarray(a), allow_pickle=False))
+            self._atomic(self.path / "state" / f"{name}.npy",
+                         lambda fh, a=a: np.save(fh, np.asarray(a), allow_pickle=False))
         self._atomic(self.path / "plan.npz", lambda fh: np.savez(fh, **arrays))
         self._atomic(self.path / "plan.json", lambda fh: fh.write(json.dumps(manifest, sort_keys=True).encode()))
 
