@@ -123,6 +123,7 @@ def write_pack(pack: BankPack, path: str | os.PathLike) -> Path:
                 z.writestr(f"{name}.npy", _npy_bytes(arr))
             for name, arr in pack.state.items():
                 z.writestr(f"state/{name}.npy", _npy_bytes(np.asarray(arr)))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -238,7 +239,8 @@ class BuildDir:
         try:
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
-            os.replace(tmp, path)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -75,10 +75,15 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         checkpoint, mapping_checkpoint: explicit file paths overriding ``weights_dir``.
         device: torch device string.
         bf16: run the networks under bfloat16 autocast (faster on some CPUs; not bit-equal).
+        fp16: run the networks under float16 autocast (CUDA only: the GPU path; convolutions in half
+            precision, grid sampling, softmax and normalisation stay float32 under autocast's rules).
         paste_mode: ``fast`` (feathered blend) or ``seamless`` (upstream cv2.seamlessClone).
         batched, channels_last, inference_mode, kp_once, source_cache, weight_cache: optimisation
             switches (see the module docstring).
         chunk_frames: frames per yielded chunk (default: ``batch_size`` rounded up to 8).
+        runtime: ``"torch"`` (default), or ``"onnx"`` / ``"onnx-int8"`` / ``"onnx-fp16"``: run the networks
+            with onnxruntime (graphs exported once into ``onnx_dir``; see ``docs/onnx.md``).
+        onnx_dir: folder of the exported graphs (default: ``onnx/`` in the talkinghead cache).
         landmarks: ``"mediapipe"`` (default, offline) or ``"awing"`` (RetinaFace ResNet-50 + AWing FAN
             as upstream; needs ``talkinghead weights download awing retinaface``, or the two facexlib
             files in ``weights_dir``).
@@ -99,7 +104,16 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
                  paste_mode: str = "fast", batched: bool = True, channels_last: bool = False,
                  inference_mode: bool = True, kp_once: bool = True, source_cache: bool = True,
                  weight_cache: bool = True, chunk_frames: int | None = None,
-                 landmarks: str = "mediapipe") -> None:
+                 landmarks: str = "mediapipe", runtime: str = "torch", onnx_dir: str | Path | None = None,
+                 fp16: bool = False) -> None:
+        from .onnxrt import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"sadtalker runtime must be one of {RUNTIMES}, got {runtime!r}")
+        if fp16 and not str(device).startswith("cuda"):
+            raise ConfigError("sadtalker fp16 runs on a CUDA device (device='cuda'); on a CPU use bf16=True")
+        if fp16 and bf16:
+            raise ConfigError("sadtalker: choose fp16 or bf16, not both")
         if landmarks not in LANDMARK_SOURCES:
             raise ConfigError(f"sadtalker landmarks must be one of {LANDMARK_SOURCES}, got {landmarks!r}")
         if size not in (256, 512):
@@ -122,13 +136,14 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         self.ref_pose, self.ref_eyeblink = ref_pose, ref_eyeblink
         self.yaw, self.pitch, self.roll = yaw, pitch, roll
         self.weights_dir, self.checkpoint, self.mapping_checkpoint = weights_dir, checkpoint, mapping_checkpoint
-        self.device, self.bf16, self.paste_mode = device, bf16, paste_mode
+        self.device, self.bf16, self.fp16, self.paste_mode = device, bf16, fp16, paste_mode
         self.batched, self.channels_last, self.inference_mode = batched, channels_last, inference_mode
         self.kp_once, self.source_cache, self.weight_cache = kp_once, source_cache, weight_cache
         self.chunk_frames = chunk_frames or max(8, batch_size)
         self._nets: dict[str, Any] | None = None
         self._light_nets: dict[str, Any] | None = None  # ExpNet, PoseVAE, MappingNet only (bank play)
         self._light_lock = threading.Lock()
+        self.runtime, self.onnx_dir = runtime, onnx_dir
         self.landmarks = landmarks
         self._landmarks: Any = None  # preprocess.LandmarkSource, created on the first prepare()
 
@@ -171,7 +186,26 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
             for m in r.generator.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
+        self._use_runtime(nets)
         self._nets = nets
+
+    def _use_runtime(self, nets: dict[str, Any]) -> None:
+        """With ``runtime="onnx…"``: swap the loaded torch networks for onnxruntime graphs (exported once)."""
+        if self.runtime == "torch":
+            return
+        from .onnxrt import default_onnx_dir, runtime_variant, use_onnx
+
+        fp = self.bank_fingerprint()
+        folder = Path(self.onnx_dir) if self.onnx_dir is not None else default_onnx_dir(
+            self.size, 73 if self.full_mode else 70, fp["weights"])
+        used = use_onnx(nets, folder, size=self.size, variant=runtime_variant(self.runtime), device=self.device)
+        log.info("sadtalker: onnxruntime runs %s", ", ".join(used))
+
+    def networks(self) -> dict[str, Any]:
+        """The loaded networks by role (``exp``, ``pose``, ``mapping``, ``kp``, ``gen``, ``recon``)."""
+        self.load()
+        assert self._nets is not None
+        return dict(self._nets)
 
     def _make_landmarks(self) -> Any:
         """The configured :class:`~.preprocess.LandmarkSource` (AWing: loaded now, so missing weights fail early)."""
@@ -211,9 +245,10 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
 
         import torch
 
-        if not self.bf16:
+        if not (self.bf16 or self.fp16):
             return contextlib.nullcontext()
-        return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=torch.device(self.device).type,
+                              dtype=torch.float16 if self.fp16 else torch.bfloat16)
 
     # ------------------------------------------------------------------ prepare
     def prepare(self, portrait: Portrait, *, multiple_faces: str = "largest") -> SadTalkerPrepared:

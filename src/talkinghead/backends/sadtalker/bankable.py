@@ -56,6 +56,8 @@ class SadTalkerBankSupport:
             "preprocess": self.preprocess,
             "landmarks": self.landmarks,
             "bf16": bool(self.bf16),
+            "fp16": bool(self.fp16),
+            "runtime": self.runtime,
             "weights": [[p.name, st.st_size, st.st_mtime_ns] for p in self._weight_files() if (st := _stat(p))],
         }
 
@@ -166,8 +168,9 @@ class SadTalkerBankSupport:
                                        ck.section(ck.read_state(mpath), "mapping", mpath),
                                        what="mapping", path=mpath)
                 dev = torch.device(self.device)
-                self._light_nets = {"exp": coeff["exp"].to(dev), "pose": coeff["pose"].to(dev),
-                                    "mapping": mapping.to(dev)}
+                light = {"exp": coeff["exp"].to(dev), "pose": coeff["pose"].to(dev), "mapping": mapping.to(dev)}
+                self._use_runtime(light)
+                self._light_nets = light
             return self._light_nets
 
 
