@@ -1,0 +1,205 @@
+"""ONNX export and onnxruntime execution.
+
+The parity tests run on the official full-size checkpoint layouts filled deterministically
+(``tests/sadtalker_weights.py``, ``talkinghead.face.fill``): every exported graph must agree with its
+torch module within 1e-4 on the example inputs. They are slow (the 256² generator is ~1.2 TFLOP per
+frame, once in torch and once in onnxruntime).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("safetensors")
+
+from sadtalker_weights import write_weights_dir  # noqa: E402
+
+from talkinghead.errors import ConfigError, ModelLoadError  # noqa: E402
+from talkinghead.onnx.export import export_graph, export_graphs  # noqa: E402
+from talkinghead.onnx.graphs import SADTALKER_GRAPHS, face_graphs, sadtalker_graphs  # noqa: E402
+from talkinghead.onnx.quantize import quantize_graph  # noqa: E402
+from talkinghead.onnx.runtime import OnnxModule, make_session, swap_sadtalker, variant_file  # noqa: E402
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def wdir(tmp_path_factory):
+    return write_weights_dir(tmp_path_factory.mktemp("onnx_weights"))
+
+
+@pytest.fixture(scope="module")
+def nets(wdir):
+    from talkinghead.backends.sadtalker import SadTalkerAnimator
+
+    return SadTalkerAnimator(weights_dir=str(wdir)).networks()
+
+
+@pytest.fixture(scope="module")
+def exported(nets, tmp_path_factory):
+    """Every SadTalker graph but the per-frame generator, exported once (checked in export_graphs)."""
+    out = tmp_path_factory.mktemp("onnx")
+    cheap = tuple(n for n in SADTALKER_GRAPHS if n != "generator_render")
+    return out, export_graphs(sadtalker_graphs(nets, only=cheap), out, meta={"animator": "sadtalker"})
+
+
+@pytest.mark.slow
+def test_sadtalker_graphs_match_torch(exported):
+    out, results = exported
+    assert [r.name for r in results] == [n for n in SADTALKER_GRAPHS if n != "generator_render"]
+    for r in results:
+        assert (out / r.file).is_file() and r.bytes > 1000
+        assert r.max_abs_diff <= TOL, (r.name, r.max_abs_diff)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["opset"] == 20 and manifest["animator"] == "sadtalker"
+    assert set(manifest["graphs"]) == {r.name for r in results}
+
+
+@pytest.mark.slow
+def test_generator_render_matches_torch(nets, tmp_path):
+    """The per-frame generator (5-D GridSample, opset 20), batch 1, against torch."""
+    (spec,) = sadtalker_graphs(nets, batch=1, only=("generator_render",))
+    res = export_graph(spec, tmp_path / "generator_render.onnx")
+    assert res.max_abs_diff <= TOL, res.max_abs_diff
+
+
+@pytest.mark.slow
+def test_dynamic_batch_and_swapped_modules(nets, exported):
+    """Graphs take other batch sizes; swapped into a copy of the nets, the coefficient side is unchanged."""
+    import copy
+
+    out, _ = exported
+    mel = torch.rand(7, 1, 80, 16) * 8 - 4
+    sess = make_session(out / "expnet_audio.onnx")
+    got = sess.run(None, {"mel": mel.numpy()})[0]
+    with torch.inference_mode():
+        want = nets["exp"].audio_encoder(mel).numpy()
+    assert got.shape == (7, 512, 1, 1) and np.abs(got - want).max() <= TOL
+
+    light = {k: copy.deepcopy(nets[k]) for k in ("exp", "pose", "mapping")}
+    used = swap_sadtalker(light, out)
+    assert set(used) == {"expnet_audio.onnx", "posevae_audio.onnx", "posevae_resunet.onnx", "mapping.onnx"}
+    assert isinstance(light["mapping"], OnnxModule) and isinstance(light["exp"].audio_encoder, OnnxModule)
+    from talkinghead.backends.sadtalker.coeffnets import generate_coefficients
+
+    rng = np.random.default_rng(0)
+    mels = rng.uniform(-4, 4, (40, 80, 16)).astype(np.float32)
+    ref = rng.normal(0, 0.1, 70).astype(np.float32)
+    z = [rng.normal(size=64).astype(np.float32) for _ in range(2)]
+    a = generate_coefficients(nets["exp"], nets["pose"], mels, ref, z=z).coeffs
+    b = generate_coefficients(light["exp"], light["pose"], mels, ref, z=z).coeffs
+    assert np.abs(a - b).max() <= TOL
+
+
+@pytest.mark.slow
+def test_sadtalker_runtime_onnx_parameters(wdir, exported, portrait_path):
+    """runtime='onnx' gives the bank the same driving keypoints as torch (coefficient side + MappingNet)."""
+    from talkinghead.backends.sadtalker import SadTalkerAnimator
+    from talkinghead.testing import tone_speech
+
+    out, _ = exported
+    st_torch = SadTalkerAnimator(weights_dir=str(wdir))
+    st_onnx = SadTalkerAnimator(weights_dir=str(wdir), runtime="onnx", onnx_dir=str(out))
+    state = {"source_coeff": np.linspace(-0.2, 0.2, 73).astype(np.float32),
+             "kp_canonical": np.linspace(-0.5, 0.5, 45).reshape(1, 15, 3).astype(np.float32),
+             "out_size": np.array([256, 256])}
+    audio = tone_speech(["one", "two"])
+    p_t = st_torch.bank_parameters(st_torch.bank_restore(state), audio, fps=25)
+    p_o = st_onnx.bank_parameters(st_onnx.bank_restore(state), audio, fps=25)
+    assert p_t.shape == p_o.shape == (25, 45)
+    assert np.abs(p_t - p_o).max() <= TOL
+    assert st_onnx.bank_fingerprint()["runtime"] == "onnx"
+
+
+@pytest.mark.slow
+def test_quantized_variants_run(exported, nets):
+    out, _ = exported
+    mel = (torch.rand(10, 1, 80, 16) * 8 - 4)
+    with torch.inference_mode():
+        want = nets["exp"].audio_encoder(mel).numpy()
+    src = out / "expnet_audio.onnx"
+    errs = {}
+    for v in ("int8", "fp16", "int8s"):
+        dst = quantize_graph(src, variant_file(out, "expnet_audio", v), v, calibration=[{"mel": mel.numpy()}])
+        got = make_session(dst).run(None, {"mel": mel.numpy()})[0]
+        errs[v] = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
+        assert got.shape == want.shape and np.isfinite(got).all()
+    assert variant_file(out, "expnet_audio", "int8").stat().st_size < 0.5 * src.stat().st_size
+    assert errs["fp16"] < 1e-2, errs
+    assert errs["int8"] < 0.5, errs  # quantized: coarse, but the same signal
+
+
+@pytest.mark.slow
+def test_face_graphs_match_torch(tmp_path):
+    from talkinghead.face.awing import AWingFAN
+    from talkinghead.face.fill import fill_like
+    from talkinghead.face.gfpgan import GFPGANv1Clean
+    from talkinghead.face.parsenet import ParseNet
+    from talkinghead.face.retinaface import RetinaFace
+
+    nets = {"retinaface_mobilenet": RetinaFace("mobilenet0.25"), "awing": AWingFAN(), "parsenet": ParseNet(),
+            "gfpgan": GFPGANv1Clean(512)}
+    for net in nets.values():
+        net.load_state_dict(fill_like(net), strict=False)
+        net.eval()
+    results = export_graphs(face_graphs(nets), tmp_path)
+    assert [r.name for r in results] == ["retinaface_mobilenet", "awing", "parsenet", "gfpgan"]
+    for r in results:
+        assert r.max_abs_diff <= TOL * 10 if r.name == "gfpgan" else r.max_abs_diff <= TOL, (r.name, r.max_abs_diff)
+    # RetinaFace's image size is dynamic
+    sess = make_session(tmp_path / "retinaface_mobilenet.onnx")
+    loc, conf, _ = sess.run(None, {"image": np.zeros((1, 3, 160, 224), np.float32)})
+    assert loc.shape[1] == conf.shape[1] > 0
+
+
+def test_missing_and_corrupt_graphs_are_model_load_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="talkinghead export onnx"):
+        make_session(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a graph")
+    with pytest.raises(ModelLoadError, match="export it again"):
+        OnnxModule(bad)
+
+
+def test_runtime_options_are_checked():
+    from talkinghead.backends.gfpgan import GFPGANEnhancer
+    from talkinghead.backends.sadtalker import SadTalkerAnimator
+
+    with pytest.raises(ConfigError, match="runtime"):
+        SadTalkerAnimator(runtime="tensorrt")
+    with pytest.raises(ConfigError, match="CUDA"):
+        SadTalkerAnimator(fp16=True)
+    with pytest.raises(ConfigError, match="CUDA"):
+        GFPGANEnhancer(half=True)
+    with pytest.raises(ConfigError, match="stored"):
+        GFPGANEnhancer(runtime="onnx", noise="random")
+
+
+def test_cli_export_errors(capsys):
+    from talkinghead.cli import main
+
+    assert main(["export", "onnx", "-o", "x"]) == 1
+    assert "nothing to export" in capsys.readouterr().err
+    assert main(["export", "onnx", "--animator", "viseme", "-o", "x"]) == 1
+    assert "sadtalker" in capsys.readouterr().err
+    assert main(["export", "onnx", "--animator", "sadtalker", "--graphs", "nope", "-o", "x"]) == 1
+    assert "unknown graph" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_export_one_graph(wdir, tmp_path, capsys):
+    from talkinghead.cli import main
+
+    out = tmp_path / "graphs"
+    rc = main(["export", "onnx", "--animator", "sadtalker", "-o", str(out), "--graphs", "mapping",
+               "--quantize", "int8", "--set", f"animator.weights_dir={wdir}", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert (out / "mapping.onnx").is_file() and (out / "mapping.int8.onnx").is_file()
+    assert "mapping.onnx" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["graphs"]["mapping"]["max_abs_diff"] <= TOL
