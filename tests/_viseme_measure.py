@@ -1,24 +1,75 @@
-"""Helpers for the viseme tests: lip aperture measured by mediapipe on rendered frames."""
+"""Helpers for the viseme tests and bench: face landmarks measured by mediapipe on rendered frames.
+
+Every measure is in units of the inter-ocular distance (iris centre to iris centre, ``IOD``) in a
+face-aligned frame (``u`` along the eyes, ``v`` down the face), so it does not depend on the
+portrait's size or a small head roll.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def lip_apertures(frames: np.ndarray) -> np.ndarray:
-    """Inner-lip gap (landmarks 13-14) over the inter-ocular distance, per frame (NaN: no face)."""
+def face_landmarks(frames: np.ndarray) -> np.ndarray:
+    """(N, 478, 2) face-mesh landmarks in pixels per frame (NaN where no face is found)."""
     import mediapipe as mp
 
-    out = np.full(len(frames), np.nan)
+    out = np.full((len(frames), 478, 2), np.nan)
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
         for i, frame in enumerate(frames):
             res = mesh.process(np.ascontiguousarray(frame))
             if not res.multi_face_landmarks:
                 continue
             lm = res.multi_face_landmarks[0].landmark
-            p = np.array([(lm[k].x, lm[k].y) for k in (13, 14, 468, 473)]) * frame.shape[1::-1]
-            out[i] = np.linalg.norm(p[0] - p[1]) / np.linalg.norm(p[2] - p[3])
+            out[i] = np.array([(p.x, p.y) for p in lm]) * frame.shape[1::-1]
     return out
+
+
+def _frame(lm: np.ndarray):
+    """Per frame: origin (eye midpoint), unit vectors eu, ev and the IOD."""
+    a, b = lm[:, 468], lm[:, 473]
+    left = np.where((a[:, :1] <= b[:, :1]), a, b)
+    right = np.where((a[:, :1] <= b[:, :1]), b, a)
+    iod = np.linalg.norm(right - left, axis=1)
+    eu = (right - left) / iod[:, None]
+    ev = np.stack([-eu[:, 1], eu[:, 0]], axis=1)
+    return (left + right) / 2, eu, ev, iod
+
+
+def mouth_measures(lm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame, over the IOD: ``aperture`` (inner lips 13-14), ``width`` (corners 61-291),
+    ``height`` (outer lips 0-17), ``corners`` (how far the corners sit below the inner-lip centre;
+    smaller is a smile)."""
+    origin, eu, ev, iod = _frame(lm)
+
+    def uv(k):
+        d = lm[:, k] - origin
+        return np.sum(d * eu, axis=1) / iod, np.sum(d * ev, axis=1) / iod
+
+    _, v13 = uv(13)
+    _, v14 = uv(14)
+    u61, v61 = uv(61)
+    u291, v291 = uv(291)
+    _, v0 = uv(0)
+    _, v17 = uv(17)
+    return {
+        "aperture": np.linalg.norm(lm[:, 13] - lm[:, 14], axis=1) / iod,
+        "width": np.abs(u291 - u61),
+        "height": v17 - v0,
+        "corners": (v61 + v291) / 2 - (v13 + v14) / 2,
+    }
+
+
+def head_pose(lm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame: ``x``, ``y`` of the eye midpoint and nose tip mean (pixels) and ``roll`` (degrees)."""
+    origin, eu, _, iod = _frame(lm)
+    centre = (origin + lm[:, 1]) / 2
+    return {"x": centre[:, 0], "y": centre[:, 1], "roll": np.degrees(np.arctan2(eu[:, 1], eu[:, 0])), "iod": iod}
+
+
+def lip_apertures(frames: np.ndarray) -> np.ndarray:
+    """Inner-lip gap (landmarks 13-14) over the inter-ocular distance, per frame (NaN: no face)."""
+    return mouth_measures(face_landmarks(frames))["aperture"]
 
 
 def best_lag_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 3) -> tuple[float, int]:
@@ -45,3 +96,26 @@ def silent_stretches(rms: np.ndarray, fps: float, min_s: float = 0.2, rel: float
                 runs.append((start, i))
             start = None
     return runs
+
+
+# -- portraits: the two bundled photos and variants made from them ------------------------------------
+def portrait_variant(image: np.ndarray, kind: str) -> np.ndarray:
+    """A variant of an RGB portrait: ``grey``, ``sepia``, ``side_light`` (dark on the right), ``blur``."""
+    import cv2
+
+    img = image.astype(np.float64)
+    if kind == "grey":
+        y = img @ np.array([0.299, 0.587, 0.114])
+        return np.repeat(np.clip(y + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if kind == "sepia":
+        y = img @ np.array([0.299, 0.587, 0.114])
+        tone = np.array([1.07, 0.95, 0.74])
+        return np.clip(y[..., None] * tone + 0.5, 0, 255).astype(np.uint8)
+    if kind == "side_light":  # light from the left: the right half of the face falls into shade
+        w = img.shape[1]
+        x = (np.arange(w) - w / 2) / (0.12 * w)
+        gain = 1.15 - 0.7 / (1.0 + np.exp(-x))
+        return np.clip(img * gain[None, :, None] + 0.5, 0, 255).astype(np.uint8)
+    if kind == "blur":
+        return cv2.GaussianBlur(image, (0, 0), 2.0)
+    raise ValueError(kind)

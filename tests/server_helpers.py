@@ -156,7 +156,7 @@ class GatedPlugin:
 def mouth_box(image_path, margin: int = 12) -> tuple[int, int, int, int]:
     """(x1, y1, x2, y2) around the lips of the portrait, from the viseme animator's face mesh."""
     from talkinghead.backends.viseme import VisemeAnimator
-    from talkinghead.backends.viseme.landmarks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
+    from talkinghead.face.mesh import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
     from talkinghead.io import load_image
 
     animator = VisemeAnimator()

@@ -213,7 +213,7 @@ def test_sadtalker_landmarks_option(tmp_path, monkeypatch):
 
     with pytest.raises(ConfigError, match="landmarks"):
         SadTalkerAnimator(landmarks="dlib")
-    assert SadTalkerAnimator().landmarks == "mediapipe"
+    assert SadTalkerAnimator().landmarks == "auto"  # the face mesh: mediapipe where it runs, else LiteRT
     monkeypatch.setenv("TALKINGHEAD_CACHE", str(tmp_path / "cache"))
     anim = SadTalkerAnimator(landmarks="awing", weights_dir=tmp_path)
     with pytest.raises(WeightsMissingError, match="talkinghead weights download awing retinaface"):

@@ -25,7 +25,7 @@ PORTRAIT = Path(__file__).resolve().parents[1] / "assets" / "portrait_astronaut.
 
 
 def test_awing_agrees_with_mediapipe_on_eyes_and_mouth():
-    from talkinghead.backends.sadtalker.preprocess import MediaPipeLandmarks
+    from talkinghead.face.landmarks import Mesh68Landmarks as MediaPipeLandmarks
 
     rgb = cv2.cvtColor(cv2.imread(str(PORTRAIT)), cv2.COLOR_BGR2RGB)
     src = AWingLandmarks()
@@ -35,7 +35,7 @@ def test_awing_agrees_with_mediapipe_on_eyes_and_mouth():
         pytest.skip(str(exc))
     assert len(faces) == 1
     aw = faces[0].landmarks
-    mp = MediaPipeLandmarks().detect(rgb)[0].landmarks
+    mp = MediaPipeLandmarks("mediapipe").detect(rgb)[0].landmarks
     x1, y1, x2, y2 = faces[0].box
     scale = max(x2 - x1, y2 - y1)
     idx = [36, 39, 42, 45, 48, 54, 30]  # eye corners, mouth corners, nose tip

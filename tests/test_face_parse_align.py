@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
-from talkinghead.face import align  # noqa: E402
+from talkinghead.face import align, paste  # noqa: E402
 from talkinghead.face.fill import fill_like  # noqa: E402
 from talkinghead.face.parsenet import ParseNet, labels_to_mask, load_parsenet, parse_face_bgr  # noqa: E402
 
@@ -87,7 +87,7 @@ def test_paste_back_exact(al, fs, up):
         np.testing.assert_array_equal(crop[192:320, 192:320], ref["cropped_up1"])
     restored = np.ascontiguousarray(255 - crop)
     for mode in ("square", "parse", "parse_noblur"):
-        got = align.paste_faces(bg, [restored], [m], upscale=up, mode=mode, parse_labels=[labels])
+        got = paste.paste_faces(bg, [restored], [m], upscale=up, mode=mode, parse_labels=[labels])
         want = ref[f"{mode}_up{up}"]
         assert got.dtype == np.uint8 and got.shape == want.shape
         diff = np.abs(got.astype(int) - want.astype(int))
@@ -101,7 +101,7 @@ def test_paste_two_faces_sequential_blend(al):
     crops = [np.ascontiguousarray(255 - align.warp_face(ref["background"], m, 512)) for m in ms]
     labels = al["labels_512"]
     for mode in ("square", "parse", "parse_noblur"):
-        got = align.paste_faces(ref["background"], crops, ms, upscale=2, mode=mode, parse_fn=lambda f: labels)
+        got = paste.paste_faces(ref["background"], crops, ms, upscale=2, mode=mode, parse_fn=lambda f: labels)
         assert np.abs(got.astype(int) - ref[mode].astype(int)).max() <= 4, mode
 
 
@@ -110,9 +110,9 @@ def test_fast_mode_blends_only_inside_face(al):
     m = align.estimate_affine(al["landmarks_one"], 256)
     crop = align.warp_face(bg, m, 256)
     restored = np.full_like(crop, 255)
-    paster = align.FastPaster()
-    out = align.paste_faces(bg, [restored], [m], upscale=2, mode="fast", fast=paster)
-    base = align.upscale_background(bg, 2)
+    paster = paste.FastPaster()
+    out = paste.paste_faces(bg, [restored], [m], upscale=2, mode="fast", fast=paster)
+    base = paste.upscale_background(bg, 2)
     assert out.shape == base.shape and out.dtype == np.uint8
     changed = np.any(out != base, axis=2)
     # the face centre (nose) is fully replaced, the frame corners untouched
@@ -120,13 +120,13 @@ def test_fast_mode_blends_only_inside_face(al):
     assert (out[nose[1], nose[0]] == 255).all()
     assert not changed[:5, :5].any() and not changed[-5:, -5:].any()
     # the reference square mode changes a similar region
-    sq = align.paste_faces(bg, [restored], [m], upscale=2, mode="square")
+    sq = paste.paste_faces(bg, [restored], [m], upscale=2, mode="square")
     sq_changed = np.any(sq != base, axis=2)
     iou = (changed & sq_changed).sum() / (changed | sq_changed).sum()
     assert iou > 0.8
     # a second, identical frame reuses the cached warped mask and gives the same result
     assert len(paster._last) == 1
-    out2 = align.paste_faces(bg, [restored], [m], upscale=2, mode="fast", fast=paster)
+    out2 = paste.paste_faces(bg, [restored], [m], upscale=2, mode="fast", fast=paster)
     np.testing.assert_array_equal(out, out2)
 
 
@@ -135,16 +135,16 @@ def test_paste_rejects_bad_calls(al):
     m = align.estimate_affine(al["landmarks_one"], 256)
     face = align.warp_face(bg, m, 256)
     with pytest.raises(ValueError):
-        align.paste_faces(bg, [face], [], mode="square")
+        paste.paste_faces(bg, [face], [], mode="square")
     with pytest.raises(ValueError):
-        align.paste_faces(bg, [face], [m], mode="parse")  # no labels, no parse_fn
+        paste.paste_faces(bg, [face], [m], mode="parse")  # no labels, no parse_fn
     with pytest.raises(ValueError):
-        align.paste_faces(bg, [face], [m], mode="blurry")
+        paste.paste_faces(bg, [face], [m], mode="blurry")
 
 
 def test_rgba_background_keeps_alpha(al):
     bg = np.dstack([al["background"], np.full(al["background"].shape[:2], 200, np.uint8)])
     m = align.estimate_affine(al["landmarks_one"], 256)
     face = align.warp_face(al["background"], m, 256)
-    out = align.paste_faces(bg, [face], [m], upscale=1, mode="square")
+    out = paste.paste_faces(bg, [face], [m], upscale=1, mode="square")
     assert out.shape[2] == 4 and (out[:, :, 3] == 200).all()

@@ -123,3 +123,69 @@ def test_check_speech():
     check_speech(load_audio((np.full(100, 0.1), 16000)))
     with pytest.raises(AudioError, match="silent"):
         check_speech(load_audio((np.full(100, 1e-5), 16000)))
+
+
+# -- high bit depth and the host's decompression-bomb guard (issue 8 §6) ---------------------------
+def test_16bit_greyscale_png_scales_not_clips(tmp_path):
+    from PIL import Image
+
+    ramp = (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)
+    path = tmp_path / "grey16.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")  # PIL reads it as a high-bit-depth mode
+    img = load_image(path).image
+    assert img.dtype == np.uint8 and img.shape == (48, 64, 3)
+    expect = np.rint(ramp / 257.0)
+    np.testing.assert_allclose(img[:, :, 0], expect, atol=1)
+    assert (img == 255).mean() < 0.01  # before: values over 255 were clipped, ~99 % white
+    np.testing.assert_array_equal(img[:, :, 0], img[:, :, 2])
+
+
+def test_high_bit_depth_arrays_and_modes():
+    from PIL import Image
+
+    a16 = np.full((8, 8), 32896, np.uint16)  # mid-grey in 16 bits
+    assert load_image(a16).image[0, 0, 0] == 128
+    rgb16 = np.full((8, 8, 3), 65535, np.uint16)
+    assert load_image(rgb16).image.max() == 255 and load_image(rgb16).image.min() == 255
+    f = np.full((8, 8), 0.5, np.float32)
+    assert load_image(Image.fromarray(f, mode="F")).image[0, 0, 0] == 128
+    i32 = Image.fromarray(np.full((8, 8), 65535, np.int32), mode="I")
+    assert load_image(i32).image[0, 0, 0] == 255
+    wide8 = np.full((8, 8, 3), 200, np.int64)  # 8-bit data in a wide type stays as it is
+    assert load_image(wide8).image[0, 0, 0] == 200
+
+
+def test_loading_leaves_the_hosts_pil_guard_alone(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from talkinghead.errors import ImageError
+
+    path = tmp_path / "p.png"
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 12345)
+    load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == 12345  # before: set to None on every load, for the whole process
+    # a host limit lower than ours is the host's choice: its bomb error becomes our ImageError
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(path)
+
+
+def test_our_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from talkinghead import io as tio
+    from talkinghead.errors import ImageError
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(path)
+    monkeypatch.setattr(tio, "MAX_IMAGE_PIXELS", 100_000)
+    from PIL import ImageFile
+
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(1) or real_load(self))
+    with pytest.raises(ImageError, match="megapixel limit"):
+        load_image(path)
+    assert not decoded  # refused before decoding a single pixel

@@ -58,7 +58,7 @@ def test_default_weights_dir_is_user_cache():
 
 
 def test_fast_paste_blends_inside_box_only():
-    from talkinghead.backends.sadtalker.paste import Paster
+    from talkinghead.face.paste import BoxPaster as Paster
 
     full = np.full((100, 80, 3), 10, np.uint8)
     p = Paster(full, (20, 30, 60, 70), "fast")
@@ -71,7 +71,7 @@ def test_fast_paste_blends_inside_box_only():
 
 def test_seamless_paste_small_image():
     pytest.importorskip("cv2")
-    from talkinghead.backends.sadtalker.paste import Paster
+    from talkinghead.face.paste import BoxPaster as Paster
 
     rng = np.random.RandomState(0)
     full = rng.randint(0, 255, (64, 72, 3)).astype(np.uint8)

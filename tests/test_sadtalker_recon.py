@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkinghead.backends.sadtalker.preprocess import MEDIAPIPE_TO_68, crop_geometry, crop_image
+from talkinghead.backends.sadtalker.preprocess import crop_geometry, crop_image
+from talkinghead.face.landmarks import MEDIAPIPE_TO_68
 from talkinghead.backends.sadtalker.recon import align_img
 
 FIX = Path(__file__).parent / "fixtures" / "sadtalker"
@@ -78,10 +79,10 @@ def test_mediapipe_landmarks_on_portrait():
     pytest.importorskip("mediapipe")
     from PIL import Image
 
-    from talkinghead.backends.sadtalker.preprocess import MediaPipeLandmarks
+    from talkinghead.face.landmarks import Mesh68Landmarks as MediaPipeLandmarks
 
     img = np.asarray(Image.open(Path(__file__).parents[1] / "assets" / "portrait_astronaut.png").convert("RGB"))
-    src = MediaPipeLandmarks()
+    src = MediaPipeLandmarks("mediapipe")
     try:
         faces = src.detect(img)
     finally:

@@ -11,10 +11,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
-
-import numpy as np
 
 from .cache import ModelCache, default_cache
 from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
@@ -51,7 +50,10 @@ class Avatar:
         fps: frames per second of the videos (default 20).
         multiple_faces: ``"largest"`` animates the largest face; ``"refuse"`` raises
             :class:`~talkinghead.errors.MultipleFacesError`.
-        max_size: portraits whose long side is larger are downscaled to this before animation.
+        max_size: portraits whose long side is larger are fitted to this before animation: downscaled,
+            or, when that would shrink the face below 160 px (a small face in a large photo), cropped
+            around the face at full resolution (the video then shows that crop; see
+            :func:`talkinghead.face.detection.frame_portrait`).
         output_dir: where videos go when no output path is given (default: a temporary folder).
         progress: ``progress(stage, done, total)`` callback.
         cache: the :class:`ModelCache` holding loaded models (default: one per process).
@@ -88,7 +90,7 @@ class Avatar:
         self.max_size = int(max_size)
         self.progress = progress
         self.cache = cache if cache is not None else default_cache()
-        self.portrait = _fit(load_image(portrait), self.max_size)
+        self.portrait = self._fit(load_image(portrait))
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.conversation = Conversation(system_prompt, memory)
         self.max_answer_chars = max_answer_chars
@@ -99,6 +101,25 @@ class Avatar:
         self.writer = self._resolve("writer", writer)
         self.asr = self._resolve("asr", asr)
         self.llm = self._resolve("llm", llm)
+
+    def _fit(self, portrait: Portrait) -> Portrait:
+        """Fit a large portrait to ``max_size`` without shrinking its face away (detects at full resolution)."""
+        w, h = portrait.size
+        if max(w, h) <= self.max_size:
+            return portrait
+        from .face.detection import frame_portrait
+
+        try:
+            finder = self.cache.component(("face", "mesh", "auto"), _mesh_finder)
+            detect = finder.backend.detect
+        except Exception as exc:  # no mesh backend here: plain downscaling, as the animator may not need one
+            log.info("no face detector for framing the large portrait (%s); downscaling it whole", exc)
+            detect = None
+        image, crop = frame_portrait(portrait.image, self.max_size, detect)
+        if crop is None:
+            log.info("portrait downscaled from %dx%d to %dx%d (max_size=%d)", w, h, image.shape[1], image.shape[0],
+                     self.max_size)
+        return Portrait(image, source=portrait.source)
 
     # -- composition -------------------------------------------------------------------------
     def _resolve(self, stage: str, spec: StageSpec) -> Any:
@@ -141,7 +162,7 @@ class Avatar:
 
     def _prepared(self) -> Any:
         animator = self._use(self.animator)
-        key = (id(animator), self.portrait.key, self.multiple_faces)
+        key = (self.cache.backend_key(animator), self.portrait.key, self.multiple_faces)
         return self.cache.prepared(key, lambda: self._timed_prepare(animator))
 
     def _timed_prepare(self, animator: Any) -> Any:
@@ -156,19 +177,36 @@ class Avatar:
         text = check_text(text)
         if self.tts is None:
             raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
-        return self._use(self.tts).synthesize(text, voice=voice)
+        audio = self._use(self.tts).synthesize(text, voice=voice)
+        # The spoken text travels with the audio (animators read it, e.g. emotion="auto").
+        return audio if audio.text else replace(audio, text=text)
 
-    def say(self, text: str, output: str | os.PathLike | None = None, *, voice: VoiceProfile | None = None) -> Video:
+    def say(
+        self,
+        text: str,
+        output: str | os.PathLike | None = None,
+        *,
+        voice: VoiceProfile | None = None,
+        emotion: Any = None,
+    ) -> Video:
         """Make a video of the portrait saying ``text``.
+
+        Args:
+            emotion: this video's expression, for animators that show one (``"neutral"``,
+                ``"happy"``, ``"sad"``, ``"concerned"``, ``"surprised"``, ``"auto"`` or a
+                :class:`~talkinghead.expression.Expression`); None keeps the animator's setting.
 
         Raises:
             TextError: empty text, or text over :data:`MAX_TEXT_CHARS`.
         """
         audio = self.synthesize(text, voice=voice)
-        return self.speak(audio, output)
+        return self.speak(audio, output, emotion=emotion)
 
-    def speak(self, audio: AudioLike, output: str | os.PathLike | None = None) -> Video:
-        """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate))."""
+    def speak(self, audio: AudioLike, output: str | os.PathLike | None = None, *, emotion: Any = None) -> Video:
+        """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate)).
+
+        ``emotion`` as for :meth:`say` (``"auto"`` needs the audio's ``text``).
+        """
         audio = load_audio(audio)
         check_speech(audio)
         if audio.duration < 1.0 / self.fps:
@@ -176,11 +214,13 @@ class Avatar:
                 f"the audio is {audio.duration * 1000:.0f} ms long, shorter than one video frame at "
                 f"{self.fps:g} fps; give at least {1000 / self.fps:.0f} ms of speech"
             )
+        self._animate_options(emotion)  # refuse a bad emotion before anything is written
         path = self._output_path(output)
-        return self._use(self.writer).write(self.frames(audio), audio, path, fps=self.fps)
+        return self._use(self.writer).write(self.frames(audio, emotion=emotion), audio, path, fps=self.fps)
 
-    def frames(self, audio: Audio) -> Iterator[FrameChunk]:
+    def frames(self, audio: Audio, *, emotion: Any = None) -> Iterator[FrameChunk]:
         """Stream the (enhanced) frames for ``audio`` without writing anything."""
+        extra = self._animate_options(emotion)
         prepared = self._prepared()
         animator = self._use(self.animator)
         enhancer = self._use(self.enhancer) if self.enhancer is not None else None
@@ -191,10 +231,12 @@ class Avatar:
                 self.progress("animate", done, total)
 
         produced = 0
-        for chunk in animator.animate(prepared, audio, fps=self.fps, progress=lambda d, t: report(d)):
+        # per-video enhancer state (e.g. face tracking) belongs to this call, not to the shared enhancer
+        state = enhancer.new_state() if enhancer is not None and hasattr(enhancer, "new_state") else None
+        for chunk in animator.animate(prepared, audio, fps=self.fps, progress=lambda d, t: report(d), **extra):
             if enhancer is not None:
                 n = len(chunk)
-                chunk = enhancer.enhance(chunk)
+                chunk = enhancer.enhance(chunk) if state is None else enhancer.enhance(chunk, state=state)
                 if len(chunk) != n:
                     raise StageError("enhancer", enhancer.name, f"returned {len(chunk)} frames for {n}")
                 if self.progress is not None:
@@ -203,6 +245,17 @@ class Avatar:
             yield chunk
         if produced != total:
             raise StageError("animator", animator.name, f"produced {produced} frames, expected {total}")
+
+    def _animate_options(self, emotion: Any) -> dict[str, Any]:
+        """Per-call options for the animator (only those given, only to animators that take them)."""
+        if emotion is None:
+            return {}
+        if "emotion" not in getattr(self.animator, "capabilities", ()):
+            raise ConfigError(
+                f"the {self.animator.name!r} animator does not show emotions; "
+                "use animator='viseme' or leave emotion unset"
+            )
+        return {"emotion": emotion}
 
     def _output_path(self, output: str | os.PathLike | None) -> Path:
         suffix = getattr(self.writer, "suffix", ".mp4")
@@ -321,17 +374,12 @@ def _looks_like_audio_path(s: str) -> bool:
     return Path(s).suffix.lower() in {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".webm"} and Path(s).exists()
 
 
-def _fit(portrait: Portrait, max_size: int) -> Portrait:
-    w, h = portrait.size
-    if max(w, h) <= max_size:
-        return portrait
-    import cv2
+def _mesh_finder() -> Any:
+    from .face.landmarks import MeshLandmarks
 
-    scale = max_size / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = cv2.resize(portrait.image, size, interpolation=cv2.INTER_AREA)
-    log.info("portrait downscaled from %dx%d to %dx%d (max_size=%d)", w, h, size[0], size[1], max_size)
-    return Portrait(np.ascontiguousarray(image), source=portrait.source)
+    finder = MeshLandmarks("auto")
+    finder.load()
+    return finder
 
 
 def _default_animator() -> str:

@@ -29,7 +29,10 @@ AudioLike = Union[str, os.PathLike, bytes, Audio, tuple]
 def load_image(image: ImageLike) -> Portrait:
     """Read a portrait from a path, encoded bytes, a numpy RGB array or a PIL image.
 
-    EXIF orientation is applied; alpha is composited on white; greyscale becomes RGB.
+    EXIF orientation is applied; alpha is composited on white; greyscale becomes RGB; 16-bit and
+    32-bit images (greyscale PNG/TIFF, float TIFF) are scaled to 8 bits by their bit depth, not clipped.
+    Size is checked from the header, before decoding, against :data:`MAX_IMAGE_PIXELS`; PIL's own
+    ``Image.MAX_IMAGE_PIXELS`` (the host application's guard) is left as the host set it.
 
     Raises:
         ImageError: the file is missing, unreadable, not an image, corrupt or too large.
@@ -62,7 +65,6 @@ def load_image(image: ImageLike) -> Portrait:
     name = source or "the image data"
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); give a JPEG or PNG portrait")
-    Image.MAX_IMAGE_PIXELS = None  # we apply our own, clearer limit below
     try:
         with Image.open(_io.BytesIO(data)) as im:
             w, h = im.size
@@ -76,6 +78,10 @@ def load_image(image: ImageLike) -> Portrait:
             rgb = _pil_to_rgb(im)
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:  # the host's own PIL limit is lower than ours
+        raise ImageError(
+            f"{name} is too large to decode safely ({exc}); resize it (a portrait of about 512–1024 px is plenty)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not an image format talkinghead can read; use JPEG or PNG") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -84,6 +90,8 @@ def load_image(image: ImageLike) -> Portrait:
 
 
 def _pil_to_rgb(im) -> np.ndarray:
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):  # 16/32-bit greyscale: scale, never clip
+        return _as_rgb_array(np.asarray(im))
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         from PIL import Image
 
@@ -101,12 +109,35 @@ def _as_rgb_array(a: np.ndarray) -> np.ndarray:
     if a.shape[2] == 4:
         a = a[:, :, :3]
     if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating) and a.size and float(np.nanmax(a)) <= 1.0:
-            a = a * 255.0
-        a = np.clip(np.nan_to_num(a), 0, 255).astype(np.uint8)
+        a = _to_8bit(a)
     if a.shape[0] * a.shape[1] > MAX_IMAGE_PIXELS:
         raise ImageError(f"image array {a.shape[1]}×{a.shape[0]} is over the {MAX_IMAGE_PIXELS} pixel limit")
     return np.ascontiguousarray(a)
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    """Scale a high-bit-depth or float image to uint8 by its range (16-bit: / 257), never by clipping.
+
+    Floats in [0, 1] are scaled by 255; 16-bit integers by their bit depth; wider integers by the
+    depth their values use (8-bit data in a wide type stays as it is, 16-bit data is divided by 257);
+    values beyond 16 bits, and floats beyond 1, by their maximum.
+    """
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    x = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.clip(x, 0, None)
+    top = float(x.max()) if x.size else 0.0
+    if np.issubdtype(a.dtype, np.floating):
+        scale = 255.0 if top <= 1.0 else 255.0 / top
+    elif a.dtype.itemsize == 2:
+        scale = 255.0 / 65535.0
+    elif top <= 255:
+        scale = 1.0
+    elif top <= 65535:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / top
+    return np.clip(np.rint(x * scale), 0, 255).astype(np.uint8)
 
 
 def load_audio(audio: AudioLike, *, sample_rate: int | None = None) -> Audio:

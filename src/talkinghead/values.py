@@ -61,12 +61,15 @@ class Audio:
         sample_rate: samples per second.
         phonemes: per-phoneme timings when the TTS provides them.
         words: per-word timings when known.
+        text: the words spoken, when known (the Avatar fills it in from the text it synthesised;
+            animators read it, e.g. for an expression that follows the text's sentiment).
     """
 
     samples: np.ndarray
     sample_rate: int
     phonemes: tuple[PhonemeTiming, ...] = ()
     words: tuple[WordTiming, ...] = ()
+    text: str = ""
 
     def __post_init__(self) -> None:
         samples = np.asarray(self.samples)

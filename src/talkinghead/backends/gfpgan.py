@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -53,6 +55,25 @@ class _Detector(Protocol):
     def load(self) -> None: ...
 
     def detect_batch(self, frames: np.ndarray) -> list[list[Face]]: ...
+
+
+@dataclass
+class GFPGANStream:
+    """Per-video state of the enhancer: the tracked faces and the paste-back caches of one video.
+
+    Get one from :meth:`GFPGANEnhancer.new_state` per video and pass it to every
+    :meth:`~GFPGANEnhancer.enhance` call of that video; the enhancer itself holds only the networks, so
+    one enhancer serves any number of concurrent videos.
+    """
+
+    track: list[Face] | None = None  # faces of the last detection
+    since_detect: int = 0
+    next_start: int | None = None
+    paster: Any = field(default=None, repr=False)  # face.paste.FastPaster, made on first use
+
+    def reset(self) -> None:
+        """Forget the tracked faces (a new video)."""
+        self.track, self.since_detect, self.next_start = None, 0, None
 
 
 class GFPGANEnhancer(BackendBase):
@@ -163,14 +184,10 @@ class GFPGANEnhancer(BackendBase):
         self._detector: Any = None
         self._net: Any = None
         self._parsenet: Any = None
-        self._paster: Any = None
-        self._track: list[Face] | None = None  # faces of the last detection
-        self._since_detect = 0
-        self._next_start: int | None = None
-        self.frames_seen = 0
-        self.frames_without_face = 0
-        self.faces_restored = 0
-        self.detections_run = 0
+        self._default = GFPGANStream()  # for callers that pass no state (one video at a time)
+        self._default_lock = threading.Lock()
+        self._counts = {"frames_seen": 0, "frames_without_face": 0, "faces_restored": 0, "detections_run": 0}
+        self._counts_lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction / loading
 
@@ -261,49 +278,73 @@ class GFPGANEnhancer(BackendBase):
                     [str(path)],
                 )
             self._parsenet = load_parsenet(path, self.device)
-        if self._paster is None:
-            from ..face.align import FastPaster
-
-            self._paster = FastPaster()
 
     def close(self) -> None:
-        """Drop the networks and the tracking state."""
-        self._detector = self._net = self._parsenet = self._paster = None
+        """Drop the networks and the default tracking state."""
+        self._detector = self._net = self._parsenet = None
         self.reset()
 
+    def new_state(self) -> GFPGANStream:
+        """Fresh per-video state (see :class:`GFPGANStream`); the Avatar makes one per video."""
+        return GFPGANStream()
+
     def reset(self) -> None:
-        """Forget the tracked faces (call between unrelated videos; a chunk starting at 0 does it too)."""
-        self._track = None
-        self._since_detect = 0
-        self._next_start = None
+        """Forget the default state's tracked faces (a chunk starting at 0 does it too)."""
+        with self._default_lock:
+            self._default = GFPGANStream()
+
+    def _count(self, **inc: int) -> None:
+        with self._counts_lock:
+            for k, v in inc.items():
+                self._counts[k] += v
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames enhanced since construction (all videos)."""
+        return self._counts["frames_seen"]
+
+    @property
+    def frames_without_face(self) -> int:
+        """Frames in which no face was found (all videos)."""
+        return self._counts["frames_without_face"]
+
+    @property
+    def faces_restored(self) -> int:
+        """Faces restored (all videos)."""
+        return self._counts["faces_restored"]
+
+    @property
+    def detections_run(self) -> int:
+        """Frames the detector ran on (all videos)."""
+        return self._counts["detections_run"]
 
     # ------------------------------------------------------------------ the stage
 
-    def _faces_for(self, frames: np.ndarray, start: int) -> list[list[Face]]:
+    def _faces_for(self, frames: np.ndarray, start: int, st: GFPGANStream) -> list[list[Face]]:
         """Faces per frame: detected on every ``detect_every``-th frame, tracked in between."""
-        if start == 0 or self._next_start is None or start != self._next_start:
-            self.reset()
+        if start == 0 or st.next_start is None or start != st.next_start:
+            st.reset()
         n = len(frames)
         result: list[list[Face] | None] = [None] * n
         i = 0
         while i < n:
-            need = self._track is None or not self._track or self._since_detect >= self.detect_every
+            need = st.track is None or not st.track or st.since_detect >= self.detect_every
             if not need:
-                result[i] = self._track
-                self._since_detect += 1
+                result[i] = st.track
+                st.since_detect += 1
                 i += 1
                 continue
             # detect this frame and the following frames that will certainly be detection frames
             # (every frame when detect_every == 1), batched through the detector
             j = i + 1 if self.detect_every > 1 else n
             found = self._detector.detect_batch(frames[i:j])
-            self.detections_run += j - i
+            self._count(detections_run=j - i)
             for k, faces in enumerate(found):
                 result[i + k] = self._select(faces)
-            self._track = result[j - 1]
-            self._since_detect = 1
+            st.track = result[j - 1]
+            st.since_detect = 1
             i = j
-        self._next_start = start + n
+        st.next_start = start + n
         return [r if r is not None else [] for r in result]
 
     def _select(self, faces: list[Face]) -> list[Face]:
@@ -342,19 +383,33 @@ class GFPGANEnhancer(BackendBase):
             out.extend(faces)
         return out
 
-    def enhance(self, chunk: FrameChunk) -> FrameChunk:
+    def enhance(self, chunk: FrameChunk, *, state: GFPGANStream | None = None) -> FrameChunk:
         """Restore the faces in every frame of ``chunk``; returns as many frames, same ``start``.
+
+        Args:
+            chunk: Frames of one video, in order.
+            state: The video's :class:`GFPGANStream` (from :meth:`new_state`). Without it the enhancer's
+                default state is used, one call at a time: fine for one video, serialised for several.
 
         Raises:
             StageError: the restoration network failed.
         """
-        from ..face.align import BORDER_VALUE, estimate_affine, paste_faces, upscale_background, warp_face
-
-        if self._net is None or self._detector is None or self._paster is None:
+        if self._net is None or self._detector is None:
             self.load()
+        if state is None:
+            with self._default_lock:
+                return self._enhance(chunk, self._default)
+        return self._enhance(chunk, state)
+
+    def _enhance(self, chunk: FrameChunk, st: GFPGANStream) -> FrameChunk:
+        from ..face.align import BORDER_VALUE, estimate_affine, warp_face
+        from ..face.paste import FastPaster, paste_faces, upscale_background
+
+        if st.paster is None:
+            st.paster = FastPaster()
         frames = chunk.frames
         n, h, w = frames.shape[:3]
-        per_frame = self._faces_for(frames, chunk.start)
+        per_frame = self._faces_for(frames, chunk.start, st)
         border_rgb = tuple(reversed(BORDER_VALUE))
         paste_size = 256 if self.restore_size in ("align256", "decoder256") else 512
 
@@ -375,10 +430,11 @@ class GFPGANEnhancer(BackendBase):
             by_frame.setdefault(fi, []).append(k)
         out_h, out_w = int(h * self.upscale), int(w * self.upscale)
         out = np.empty((n, out_h, out_w, 3), dtype=np.uint8)
+        without = 0
         for fi in range(n):
             ks = by_frame.get(fi)
             if not ks:
-                self.frames_without_face += 1
+                without += 1
                 out[fi] = frames[fi] if self.upscale == 1 else upscale_background(frames[fi], self.upscale)
                 continue
             faces = [restored[k] for k in ks]
@@ -389,15 +445,14 @@ class GFPGANEnhancer(BackendBase):
             mode = self.paste
             if mode == "fast" and self.upscale == 1:
                 # fast mode blends in place on a copy of the frame: no LANCZOS pass at scale 1
-                out[fi] = self._paster.paste(frames[fi].copy(), faces, affines, parse_labels=labels)
+                out[fi] = st.paster.paste(frames[fi].copy(), faces, affines, parse_labels=labels)
             else:
                 res = paste_faces(
                     frames[fi], faces, affines, upscale=self.upscale, mode=mode,
-                    parse_labels=labels, fast=self._paster,
+                    parse_labels=labels, fast=st.paster,
                 )
                 out[fi] = np.clip(res, 0, 255).astype(np.uint8) if res.dtype != np.uint8 else res
-            self.faces_restored += len(ks)
-        self.frames_seen += n
+        self._count(frames_seen=n, frames_without_face=without, faces_restored=len(jobs))
         return FrameChunk(out, chunk.start)
 
     def _parse(self, face_rgb: np.ndarray) -> np.ndarray:
@@ -407,12 +462,8 @@ class GFPGANEnhancer(BackendBase):
 
     def stats(self) -> dict[str, int]:
         """Counters since construction: frames seen, frames without a face, faces restored, detector runs."""
-        return {
-            "frames_seen": self.frames_seen,
-            "frames_without_face": self.frames_without_face,
-            "faces_restored": self.faces_restored,
-            "detections_run": self.detections_run,
-        }
+        with self._counts_lock:
+            return dict(self._counts)
 
 
 @hookimpl

@@ -17,7 +17,7 @@ and maps the 98 WFLW points to the 68-point iBUG scheme. This module re-implemen
 - :func:`load_awing` - strict loading of the official checkpoint (``{'state_dict': ...}``, a flat
   state dict, with or without ``module.``).
 - :class:`AWingAligner` - weights resolution + lazy loading; :class:`AWingLandmarks` - a SadTalker
-  :class:`~talkinghead.backends.sadtalker.preprocess.LandmarkSource` built from RetinaFace boxes and
+  :class:`~talkinghead.face.landmarks.LandmarkSource` built from RetinaFace boxes and
   AWing points.
 
 Torch and OpenCV are imported lazily except in the network definition, which needs ``torch.nn``;
@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError
+from talkinghead.errors import ImageError, WeightsMissingError
 from talkinghead.values import Face
 
 __all__ = [
@@ -322,7 +322,7 @@ def load_awing(
         WeightsMissingError: the path does not exist (names the file and its URL).
         ModelLoadError: unreadable/corrupt file, or keys/shapes that do not match.
     """
-    from talkinghead.face.retinaface import load_into, load_state_dict_file, strip_module_prefix
+    from talkinghead.face.checkpoints import load_into, load_state_dict_file, strip_module_prefix
 
     label = "<state dict>" if isinstance(source, Mapping) else str(getattr(source, "name", source))[:200]
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.face.retinaface import load_into, load_state_dict_file
+from talkinghead.face.checkpoints import load_into, load_state_dict_file, strip_module_prefix
 
 __all__ = ["ParseNet", "MASK_KEEP", "load_parsenet", "labels_to_mask", "parse_face_bgr"]
 
@@ -103,7 +103,6 @@ def load_parsenet(
     Raises:
         ModelLoadError: unreadable or mismatching checkpoint.
     """
-    from talkinghead.face.retinaface import strip_module_prefix
 
     net = ParseNet()
     state = source if isinstance(source, Mapping) else load_state_dict_file(source, "ParseNet")

@@ -33,7 +33,7 @@ class Animator(Protocol):
         """Per-portrait preprocessing.
 
         Args:
-            multiple_faces: ``"largest"`` or ``"refuse"`` (see :func:`talkinghead.faces.select_face`).
+            multiple_faces: ``"largest"`` or ``"refuse"`` (see :func:`talkinghead.face.selection.select_face`).
 
         Raises:
             NoFaceError, MultipleFacesError, FaceTooSmallError: the portrait cannot be animated.

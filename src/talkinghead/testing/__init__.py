@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import TextError
-from ..faces import select_face
+from ..face.selection import select_face
 from ..stages import BackendBase, frame_count
 from ..values import Audio, ChatMessage, Face, FrameChunk, PhonemeTiming, Portrait, Transcript, Video, VoiceProfile
 
@@ -173,7 +173,11 @@ class FakeEnhancer(BackendBase):
 
 
 class MemoryWriter(BackendBase):
-    """Keeps frames and audio in memory instead of writing a file (``path`` is only recorded)."""
+    """Keeps frames and audio in memory instead of writing a file (``path`` is only recorded).
+
+    ``frames`` / ``audio`` hold the last video; ``outputs`` maps each path written to its frames
+    (concurrent calls with different paths each keep their own).
+    """
 
     stage: ClassVar[str] = "writer"
     name: ClassVar[str] = "memory"
@@ -183,12 +187,15 @@ class MemoryWriter(BackendBase):
     def __init__(self) -> None:
         self.frames: np.ndarray | None = None
         self.audio: Audio | None = None
+        self.outputs: dict[str, np.ndarray] = {}
 
     def write(self, frames: Iterable[FrameChunk], audio: Audio | None, path: Path, *, fps: float) -> Video:
         chunks = [c.frames for c in frames]
-        self.frames = np.concatenate(chunks) if chunks else np.zeros((0, 1, 1, 3), np.uint8)
+        video = np.concatenate(chunks) if chunks else np.zeros((0, 1, 1, 3), np.uint8)
+        self.outputs[str(path)] = video
+        self.frames = video
         self.audio = audio
-        n, h, w = self.frames.shape[:3]
+        n, h, w = video.shape[:3]
         return Video(Path(path), fps, w, h, n, audio.duration if audio else 0.0, audio is not None)
 
 

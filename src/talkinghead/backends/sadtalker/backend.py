@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 PREPROCESS_MODES = ("crop", "extcrop", "resize", "full", "extfull")
 PASTE_MODES = ("fast", "seamless")
-#: 68-point landmark sources for the crop and the 3DMM alignment: MediaPipe Face Mesh (bundled,
-#: no download) or upstream's RetinaFace ResNet-50 + AWing FAN (``talkinghead weights download awing retinaface``).
-LANDMARK_SOURCES = ("mediapipe", "awing")
+#: 68-point landmark sources for the crop and the 3DMM alignment: the face mesh (``auto``: mediapipe when
+#: it runs, else LiteRT; or either by name; no download) or upstream's RetinaFace ResNet-50 + AWing FAN
+#: (``talkinghead weights download awing retinaface``).
+LANDMARK_SOURCES = ("auto", "mediapipe", "litert", "awing")
 NUM_POSE_STYLES = 46
 
 
@@ -50,7 +51,7 @@ class SadTalkerPrepared:
     kp_canonical: Any        # (1, 15, 3) torch tensor (or None when kp_once is off)
     features: Any            # generator SourceFeatures (or None when source_cache is off)
     out_size: tuple[int, int]  # (w, h) of the output frames
-    paster: Any              # paste.Paster in full modes, else None
+    paster: Any              # face.paste.BoxPaster in full modes, else None
     landmarks: np.ndarray | None = None  # (68, 2) landmarks of ``source`` (S x S pixels)
     crop: Any = None         # preprocess.PortraitCrop (paste box, chosen face, crop info)
 
@@ -84,8 +85,9 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         runtime: ``"torch"`` (default), or ``"onnx"`` / ``"onnx-int8"`` / ``"onnx-fp16"``: run the networks
             with onnxruntime (graphs exported once into ``onnx_dir``; see ``docs/onnx.md``).
         onnx_dir: folder of the exported graphs (default: ``onnx/`` in the talkinghead cache).
-        landmarks: ``"mediapipe"`` (default, offline) or ``"awing"`` (RetinaFace ResNet-50 + AWing FAN
-            as upstream; needs ``talkinghead weights download awing retinaface``, or the two facexlib
+        landmarks: ``"auto"`` (default: the face mesh on mediapipe, or LiteRT where mediapipe cannot
+            run), ``"mediapipe"``, ``"litert"`` (both offline), or ``"awing"`` (RetinaFace ResNet-50 + AWing
+            FAN as upstream; needs ``talkinghead weights download awing retinaface``, or the two facexlib
             files in ``weights_dir``).
     """
 
@@ -104,7 +106,7 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
                  paste_mode: str = "fast", batched: bool = True, channels_last: bool = False,
                  inference_mode: bool = True, kp_once: bool = True, source_cache: bool = True,
                  weight_cache: bool = True, chunk_frames: int | None = None,
-                 landmarks: str = "mediapipe", runtime: str = "torch", onnx_dir: str | Path | None = None,
+                 landmarks: str = "auto", runtime: str = "torch", onnx_dir: str | Path | None = None,
                  fp16: bool = False) -> None:
         from .onnxrt import RUNTIMES
 
@@ -145,7 +147,7 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         self._light_lock = threading.Lock()
         self.runtime, self.onnx_dir = runtime, onnx_dir
         self.landmarks = landmarks
-        self._landmarks: Any = None  # preprocess.LandmarkSource, created on the first prepare()
+        self._landmarks: Any = None  # face.landmarks.LandmarkSource, created in load()
 
     # ------------------------------------------------------------------ weights
     @property
@@ -167,8 +169,8 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
             import torch
         except ImportError as exc:
             raise MissingDependencyError("torch", "sadtalker", "the SadTalker animator") from exc
-        if self.landmarks != "mediapipe" and self._landmarks is None:
-            self._landmarks = self._make_landmarks()  # fails early if the AWing/RetinaFace files are missing
+        if self._landmarks is None:
+            self._landmarks = self._make_landmarks()  # fails early if the landmark models cannot load
 
         from . import checkpoint as ck
 
@@ -208,11 +210,13 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         return dict(self._nets)
 
     def _make_landmarks(self) -> Any:
-        """The configured :class:`~.preprocess.LandmarkSource` (AWing: loaded now, so missing weights fail early)."""
-        from . import preprocess as pp
+        """The configured :class:`~talkinghead.face.landmarks.LandmarkSource`, loaded (missing models fail early)."""
+        if self.landmarks != "awing":
+            from ...face.landmarks import Mesh68Landmarks
 
-        if self.landmarks == "mediapipe":
-            return pp.MediaPipeLandmarks()
+            src = Mesh68Landmarks(self.landmarks)
+            src.load()
+            return src
         from ...face.awing import AWING_FILE, AWingAligner, AWingLandmarks
         from ...face.detector import FaceDetector
 
@@ -259,11 +263,9 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         from .recon import source_coefficients
 
         self.load()
-        assert self._nets is not None
+        assert self._nets is not None and self._landmarks is not None
         image = portrait.image
-        if self._landmarks is None:
-            self._landmarks = self._make_landmarks()
-        # NoFaceError / MultipleFacesError / FaceTooSmallError come from faces.select_face
+        # NoFaceError / MultipleFacesError / FaceTooSmallError come from face.selection.select_face
         crop = pp.crop_portrait(image, mode=self.preprocess, size=self.size, multiple_faces=multiple_faces,
                                 landmarks=self._landmarks)
         src_img = crop.image
@@ -280,9 +282,9 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         ow, oh = crop.box_size
         out_size = (self.size, int(self.size * oh / ow)) if ow else (self.size, self.size)
         if self.full_mode:
-            from .paste import Paster
+            from ...face.paste import BoxPaster
 
-            paster = Paster(image, crop.paste_box, self.paste_mode)
+            paster = BoxPaster(image, crop.paste_box, self.paste_mode)
         return SadTalkerPrepared(src, np.asarray(coeff, np.float32), kp_can, feats, out_size, paster,
                                  crop.lm68, crop)
 

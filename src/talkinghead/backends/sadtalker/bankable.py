@@ -36,7 +36,7 @@ class SadTalkerPlay:
     source_coeff: np.ndarray  # (73,)
     kp_canonical: Any  # (1, 15, 3) torch tensor on the animator's device
     out_size: tuple[int, int]
-    paster: Any  # paste.Paster in full modes, else None
+    paster: Any  # face.paste.BoxPaster in full modes, else None
 
 
 class SadTalkerBankSupport:
@@ -128,10 +128,10 @@ class SadTalkerBankSupport:
             if "portrait" not in state or "paste_box" not in state:
                 raise ConfigError(f"the bank was not built in a full mode; preprocess={self.preprocess!r} "
                                   "needs a bank built with the same mode")
-            from .paste import Paster
+            from ...face.paste import BoxPaster
 
             box = tuple(int(v) for v in np.asarray(state["paste_box"]).reshape(4))
-            paster = Paster(np.ascontiguousarray(state["portrait"]), box, self.paste_mode)
+            paster = BoxPaster(np.ascontiguousarray(state["portrait"]), box, self.paste_mode)
         return SadTalkerPlay(coeff, torch.from_numpy(kc).to(self.device), (ow, oh), paster)
 
     def bank_parameters(self, play: SadTalkerPlay, audio: Audio, *, fps: float) -> np.ndarray:

@@ -18,32 +18,27 @@ Modes: ``crop`` (inner box of the outer crop), ``extcrop`` (outer crop only),
 ``resize`` (whole image), ``full`` / ``extfull`` (as crop / extcrop; the caller pastes
 back and uses the 73-d mapping net).
 
-Landmarks: :class:`LandmarkSource` is the pluggable protocol (image -> list of
-:class:`~talkinghead.values.Face` with (68, 2) landmarks). :class:`MediaPipeLandmarks`
-runs MediaPipe Face Mesh (468 points) and maps it to the 68-point scheme with
-:data:`MEDIAPIPE_TO_68` (a later face stack can supply AWing FAN instead).
+Landmarks come from the face wing: any :class:`talkinghead.face.landmarks.LandmarkSource` (the
+face mesh mapped to 68 points by default, or RetinaFace + AWing as upstream).
 
-Only numpy is imported at module level; OpenCV and MediaPipe are imported on use.
+Only numpy is imported at module level; OpenCV and the landmark models load on use.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ...errors import ConfigError, MissingDependencyError
+from ...errors import ConfigError
+from ...face.landmarks import LandmarkSource
 from ...values import Face
 
 __all__ = [
-    "MEDIAPIPE_TO_68",
     "MODES",
     "CropGeometry",
     "CropInfo",
-    "LandmarkSource",
-    "MediaPipeLandmarks",
     "PortraitCrop",
     "crop_geometry",
     "crop_image",
@@ -51,29 +46,6 @@ __all__ = [
 ]
 
 MODES = ("crop", "extcrop", "resize", "full", "extfull")
-
-#: MediaPipe Face Mesh index for each iBUG-68 point (0-based, image-left = subject's right):
-#: jaw 0-16 (ear to ear along the face oval, 8 = chin 152), right brow 17-21 (outer to
-#: inner: 70 63 105 66 107), left brow 22-26 (inner to outer: 336 296 334 293 300),
-#: nose bridge 27-30 (168 197 5 4), nostrils 31-35 (75 97 2 326 305), right eye 36-41
-#: (outer corner 33, upper 160 158, inner 133, lower 153 144), left eye 42-47 (inner
-#: 362, upper 385 387, outer 263, lower 373 380), outer lips 48-59 (corner 61, upper 39
-#: 37 0 267 269, corner 291, lower 405 314 17 84 181), inner lips 60-67 (78 82 13 312
-#: 308 317 14 87). The mesh has no exact jaw contour below the ears, so 0-16 follow
-#: the face oval; they are not used by the crop (eyes and mouth corners) or by the
-#: 5-point ReconNet alignment (nose tip, eyes, mouth corners).
-MEDIAPIPE_TO_68: tuple[int, ...] = (
-    127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
-    70, 63, 105, 66, 107,
-    336, 296, 334, 293, 300,
-    168, 197, 5, 4,
-    75, 97, 2, 326, 305,
-    33, 160, 158, 133, 153, 144,
-    362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
-    78, 82, 13, 312, 308, 317, 14, 87,
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class CropGeometry:
@@ -251,9 +223,10 @@ def crop_portrait(
         image: (H, W, 3) uint8 RGB portrait.
         mode: One of :data:`MODES`.
         size: Render size (256 or 512); the crop is resized to ``size`` x ``size``.
-        multiple_faces: ``"largest"`` or ``"refuse"`` (see :func:`talkinghead.faces.select_face`).
-        landmarks: The landmark source (default: a new :class:`MediaPipeLandmarks`, closed after use).
-        min_face: Smallest accepted face size in pixels (default ``faces.MIN_FACE_PIXELS``).
+        multiple_faces: ``"largest"`` or ``"refuse"`` (see :func:`talkinghead.face.selection.select_face`).
+        landmarks: The landmark source (default: a new :class:`~talkinghead.face.landmarks.Mesh68Landmarks`,
+            closed after use).
+        min_face: Smallest accepted face size in pixels (default ``MIN_FACE_PIXELS``).
         fix_ry: See :func:`crop_geometry`.
 
     Returns:
@@ -265,7 +238,8 @@ def crop_portrait(
         NoFaceError, MultipleFacesError, FaceTooSmallError: from the face selection.
         ConfigError: an unknown mode.
     """
-    from ...faces import MIN_FACE_PIXELS, select_face
+    from ...face.landmarks import Mesh68Landmarks
+    from ...face.selection import MIN_FACE_PIXELS, select_face
 
     if mode not in MODES:
         raise ConfigError(f"preprocess mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -273,7 +247,7 @@ def crop_portrait(
     if img.ndim != 3 or img.shape[2] != 3:
         raise ConfigError(f"the portrait must be an (H, W, 3) RGB image, got shape {img.shape}")
     own = landmarks is None
-    src = MediaPipeLandmarks() if landmarks is None else landmarks
+    src = Mesh68Landmarks() if landmarks is None else landmarks
     try:
         faces = src.detect(img)
     finally:
@@ -310,64 +284,6 @@ def crop_portrait(
     paste_box = (int(round(box[0] / sx)), int(round(box[1] / sy)), int(round(box[2] / sx)), int(round(box[3] / sy)))
     return PortraitCrop(np.ascontiguousarray(resized), lm_crop.astype(np.float32), info.box_size, paste_box,
                         info, face)
-
-
-# ----------------------------------------------------------------------- landmarks
-@runtime_checkable
-class LandmarkSource(Protocol):
-    """Anything that finds faces with 68-point (iBUG) landmarks in an RGB image."""
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in an (H, W, 3) uint8 RGB image, each with (68, 2) landmarks in pixels."""
-        ...
-
-
-class MediaPipeLandmarks:
-    """68-point landmarks from MediaPipe Face Mesh (CPU, bundled model, no download).
-
-    Args:
-        max_faces: Most faces to report.
-        min_confidence: Detection confidence threshold.
-    """
-
-    def __init__(self, *, max_faces: int = 4, min_confidence: float = 0.5) -> None:
-        self.max_faces = max_faces
-        self.min_confidence = min_confidence
-        self._mesh = None
-
-    def _load(self):
-        if self._mesh is None:
-            try:
-                import mediapipe as mp
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise MissingDependencyError("mediapipe", "sadtalker", "face landmarks") from exc
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=self.max_faces,
-                refine_landmarks=False,
-                min_detection_confidence=self.min_confidence,
-            )
-        return self._mesh
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """See :class:`LandmarkSource`."""
-        img = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
-        h, w = img.shape[:2]
-        result = self._load().process(img)
-        faces: list[Face] = []
-        for fl in result.multi_face_landmarks or []:
-            pts = np.array([(p.x * w, p.y * h) for p in fl.landmark], dtype=np.float32)
-            lm = pts[list(MEDIAPIPE_TO_68)]
-            x1, y1 = pts.min(0)
-            x2, y2 = pts.max(0)
-            faces.append(Face((float(x1), float(y1), float(x2), float(y2)), 1.0, lm))
-        return faces
-
-    def close(self) -> None:
-        """Release the MediaPipe graph."""
-        if self._mesh is not None:
-            self._mesh.close()
-            self._mesh = None
 
 
 def face_angle_deg(lm68: np.ndarray) -> float:

@@ -1,9 +1,9 @@
 """The ``viseme`` animator: the portrait itself, warped by per-portrait fields driven by visemes.
 
-Modules: :mod:`.landmarks` (mediapipe face detection and mesh), :mod:`.fields` (deformation
+Faces and their mesh come from the face wing (:mod:`talkinghead.face.landmarks`). Modules: :mod:`.fields` (deformation
 fields, built once per portrait), :mod:`.timeline` (per-frame weights from phonemes and loudness),
 :mod:`.render` (one remap per frame plus the mouth interior), :mod:`.animator` (the backend).
-Nothing heavy is imported here: mediapipe and OpenCV load in ``load()`` / ``prepare()``.
+Nothing heavy is imported here: the mesh backend and OpenCV load in ``load()`` / ``prepare()``.
 """
 
 from ...hookspecs import hookimpl

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...errors import ConfigError
+from ...expression import EMOTIONS, EmotionSpec, Expression, ExpressionTrack, resolve_emotion
 from ...stages import BackendBase, ProgressCallback, frame_count
 from ...values import Audio, Face, FrameChunk, Portrait
 from .bankable import VisemeBankSupport
@@ -26,27 +27,37 @@ class PreparedPortrait:
     image: np.ndarray
     face: Face
     fields: Any  # fields.FieldBank
+    look: Any  # appearance.Appearance
 
 
 class VisemeAnimator(VisemeBankSupport, BackendBase):
     """Animates the portrait itself with precomputed warp fields driven by visemes and loudness.
 
     It needs no weights beyond mediapipe's bundled face models and runs far faster than real time
-    on a CPU. Mouth shapes follow the TTS phoneme timings when present, otherwise the sound.
+    on a CPU. Mouth shapes follow the TTS phoneme timings when present, otherwise the sound; the
+    head moves with the prosody; the expression follows ``emotion``.
 
     Args:
-        seed: seeds blinks and head motion; the same seed gives the same frames.
+        seed: seeds blinks, saccades, head motion and asymmetry; the same seed gives the same frames.
         mouth_scale: how wide the mouth opens (1.0 ≈ 24 % of the mouth width at full loudness).
         blink_rate: blinks per minute (0 disables blinking).
-        head_motion: scale of the subtle head sway (0 keeps the head still).
+        head_motion: scale of the head motion (0 keeps the head still).
+        gaze: scale of the eyes' saccades (0 keeps the eyes still).
+        emotion: ``"neutral"``, ``"happy"``, ``"sad"``, ``"concerned"``, ``"surprised"``,
+            ``"auto"`` (from the sentiment of the spoken text, ``audio.text``), an
+            :class:`~talkinghead.expression.Expression` or an
+            :class:`~talkinghead.expression.ExpressionTrack`. ``animate(..., emotion=...)``
+            overrides it for one clip.
         chunk_size: frames per yielded :class:`FrameChunk`.
         use_phonemes: use the audio's phoneme timings when present (False: sound only).
         max_faces: most faces the detector reports (for ``multiple_faces``).
+        landmarks: face-mesh backend: ``"auto"`` (mediapipe when it runs, else LiteRT), ``"mediapipe"``
+            or ``"litert"`` (see :mod:`talkinghead.face.mesh`).
     """
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "viseme"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "bankable"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "emotion", "bankable"})
 
     def __init__(
         self,
@@ -55,9 +66,12 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         mouth_scale: float = 1.0,
         blink_rate: float = 15.0,
         head_motion: float = 1.0,
+        gaze: float = 1.0,
+        emotion: EmotionSpec = "auto",
         chunk_size: int = 16,
         use_phonemes: bool = True,
         max_faces: int = 4,
+        landmarks: str = "auto",
     ) -> None:
         if not 0.0 <= float(mouth_scale) <= 2.0:
             raise ConfigError(f"mouth_scale must be between 0 and 2, got {mouth_scale}")
@@ -65,6 +79,9 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
             raise ConfigError(f"blink_rate must be between 0 and 60 blinks per minute, got {blink_rate}")
         if not 0.0 <= float(head_motion) <= 3.0:
             raise ConfigError(f"head_motion must be between 0 and 3, got {head_motion}")
+        if not 0.0 <= float(gaze) <= 3.0:
+            raise ConfigError(f"gaze must be between 0 and 3, got {gaze}")
+        _check_emotion(emotion)
         if int(chunk_size) < 1:
             raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
         if int(max_faces) < 1:
@@ -73,19 +90,26 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         self.mouth_scale = float(mouth_scale)
         self.blink_rate = float(blink_rate)
         self.head_motion = float(head_motion)
+        self.gaze = float(gaze)
+        self.emotion = emotion
         self.chunk_size = int(chunk_size)
         self.use_phonemes = bool(use_phonemes)
         self.max_faces = int(max_faces)
+        from ...face.mesh import MESH_BACKENDS
+
+        if landmarks not in MESH_BACKENDS:
+            raise ConfigError(f"landmarks must be one of {', '.join(MESH_BACKENDS)}; got {landmarks!r}")
+        self.landmarks = landmarks
         self._detector = None
 
     def load(self) -> None:
-        """Load mediapipe's face detector and face mesh (bundled with the mediapipe package)."""
+        """Load the face detector and face mesh (mediapipe's or LiteRT's bundled models)."""
         if self._detector is not None:
             return
-        from .landmarks import FaceMeshDetector
+        from ...face.landmarks import MeshLandmarks
 
-        detector = FaceMeshDetector(max_faces=self.max_faces)
-        detector.load()  # raises MissingDependencyError("mediapipe", "viseme") when absent
+        detector = MeshLandmarks(self.landmarks, max_faces=self.max_faces)
+        detector.load()  # raises MissingDependencyError naming the extra when no backend can run
         self._detector = detector
 
     def close(self) -> None:
@@ -100,43 +124,101 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
             NoFaceError, MultipleFacesError, FaceTooSmallError: the portrait cannot be animated.
         """
         self.load()
-        from .fields import build_fields
+        from .appearance import Appearance
+        from .fields import FaceGeometry, build_fields
 
         face = self._detector.find(portrait.image, multiple_faces=multiple_faces)
+        geometry = FaceGeometry.from_landmarks(face.landmarks)
+        look = Appearance.measure(portrait.image, face.landmarks, geometry.teeth_visible)
         # Openings wider than the default need larger fields; narrower ones just scale the drive.
-        bank = build_fields(face.landmarks, portrait.size, jaw_scale=max(1.0, self.mouth_scale))
-        log.debug("viseme: face %s, head ROI %s, jaw %.1f px", face.box, bank.roi, bank.jaw_px)
-        return PreparedPortrait(portrait.image, face, bank)
+        bank = build_fields(geometry, portrait.size, jaw_scale=max(1.0, self.mouth_scale))
+        log.debug("viseme: face %s, head ROI %s, jaw %.1f px, blur %.2f px", face.box, bank.roi, bank.jaw_px, look.blur)
+        return PreparedPortrait(portrait.image, face, bank, look)
 
-    def animate(
-        self, prepared: PreparedPortrait, audio: Audio, *, fps: float, progress: ProgressCallback | None = None
-    ) -> Iterator[FrameChunk]:
-        """Yield ``frame_count(audio.duration, fps)`` frames in chunks of ``chunk_size``."""
-        from .render import FrameRenderer
+    def drive(
+        self,
+        prepared: PreparedPortrait,
+        audio: Audio,
+        *,
+        fps: float,
+        emotion: EmotionSpec = None,
+        first_frame: int = 0,
+        n: int | None = None,
+    ):
+        """The per-frame drive (:class:`~.timeline.Drive`) this animator renders for ``audio``.
+
+        ``emotion`` (default: the animator's) is resolved on the clip's clock; a track given for
+        a stream is on the stream's clock, with ``first_frame`` the global index of the audio's
+        first frame.
+        """
         from .timeline import compute_drive
 
-        if not isinstance(prepared, PreparedPortrait):
-            raise ConfigError("animate() needs the result of this animator's prepare()")
-        n = frame_count(audio.duration, fps)
-        drive = compute_drive(
+        spec = self.emotion if emotion is None else emotion
+        _check_emotion(spec)
+        track = resolve_emotion(spec, audio=audio)
+        if not isinstance(spec, ExpressionTrack) and first_frame:
+            track = track.shifted(first_frame / fps)
+        return compute_drive(
             audio,
             fps,
             n,
+            first_frame=first_frame,
             seed=self.seed,
             mouth_scale=self.mouth_scale / prepared.fields.jaw_scale,
             blink_rate=self.blink_rate,
             head_motion=self.head_motion,
+            gaze=self.gaze,
             use_phonemes=self.use_phonemes,
+            expression=track,
         )
-        renderer = FrameRenderer(prepared.image, prepared.fields)
-        image = prepared.image
+
+    def animate(
+        self,
+        prepared: PreparedPortrait,
+        audio: Audio,
+        *,
+        fps: float,
+        progress: ProgressCallback | None = None,
+        emotion: EmotionSpec = None,
+    ) -> Iterator[FrameChunk]:
+        """Yield ``frame_count(audio.duration, fps)`` frames in chunks of ``chunk_size``.
+
+        Args:
+            emotion: this clip's expression (overrides the animator's ``emotion``); ``"auto"``
+                reads ``audio.text``.
+        """
+        if not isinstance(prepared, PreparedPortrait):
+            raise ConfigError("animate() needs the result of this animator's prepare()")
+        n = frame_count(audio.duration, fps)
+        drive = self.drive(prepared, audio, fps=fps, emotion=emotion, n=n)
+        yield from self.render(prepared, drive, progress=progress)
+
+    def render(
+        self, prepared: PreparedPortrait, drive, *, progress: ProgressCallback | None = None
+    ) -> Iterator[FrameChunk]:
+        """Render the frames of a drive (of a clip, or of a window of a stream), in chunks.
+
+        Chunk ``start`` values are the drive's global frame indices.
+        """
+        from .render import FrameRenderer
+
+        renderer = FrameRenderer(prepared.image, prepared.fields, prepared.look, seed=self.seed)
+        image, n = prepared.image, len(drive)
         for start in range(0, n, self.chunk_size):
             stop = min(n, start + self.chunk_size)
             frames = np.empty((stop - start,) + image.shape, np.uint8)
             for k, i in enumerate(range(start, stop)):
                 frames[k] = image
-                w = renderer.weights(drive.jaw[i], drive.spread[i], drive.pucker[i], drive.blink[i], drive.head[i])
-                renderer.render(frames[k], w, float(drive.jaw[i]))
+                renderer.render(frames[k], drive.values[i])
             if progress is not None:
                 progress(stop, n)
-            yield FrameChunk(frames, start)
+            yield FrameChunk(frames, drive.first_frame + start)
+
+
+def _check_emotion(spec: EmotionSpec) -> None:
+    if spec is None or isinstance(spec, (Expression, ExpressionTrack)):
+        return
+    if not isinstance(spec, str) or (spec not in EMOTIONS and spec != "auto"):
+        raise ConfigError(
+            f"emotion must be one of {', '.join(EMOTIONS)} or 'auto' (or an Expression / ExpressionTrack), got {spec!r}"
+        )

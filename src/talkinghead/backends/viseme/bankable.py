@@ -1,9 +1,9 @@
 """The viseme animator as a source of the ``bank`` animator (see :mod:`talkinghead.stages.bankable`).
 
-Parameters are the per-frame drive (jaw, spread, pucker, blink, head x, head y, head roll); the
-bank frames are the head region (the only part the viseme renderer changes); composing pastes
-that region into the portrait. Playing needs only the portrait, the region and the jaw scale — no
-face detection and no fields.
+Parameters are the per-frame drive (:data:`~.timeline.CHANNELS`: jaw, lip shapes, tongue,
+expression, blink, gaze, head motion); the bank frames are the head region (the only part the
+viseme renderer changes); composing pastes that region into the portrait. Playing needs only the
+portrait, the region and the jaw scale — no face detection and no fields.
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from ...errors import ConfigError
 from ...stages import frame_count
 from ...values import Audio
 
-__all__ = ["VisemeBankSupport", "VisemePlay", "DRIVE_CHANNELS"]
+__all__ = ["VisemeBankSupport", "VisemePlay"]
 
-#: The parameter vector of one frame, in order.
-DRIVE_CHANNELS = ("jaw", "spread", "pucker", "blink", "head_x", "head_y", "head_roll")
 #: Bump when the parameters or the rendering of a drive change (invalidates cached banks).
-BANK_VERSION = 1
+BANK_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PlayFields:
+    """The two facts about the deformation fields that playing needs."""
+
+    roi: tuple[int, int, int, int]
+    jaw_scale: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,22 +36,23 @@ class VisemePlay:
     """What playing a viseme bank needs: the portrait, the head region and the jaw scale."""
 
     image: np.ndarray
-    roi: tuple[int, int, int, int]
-    jaw_scale: float
+    fields: PlayFields
+
+    @property
+    def roi(self) -> tuple[int, int, int, int]:
+        return self.fields.roi
 
 
 class VisemeBankSupport:
     """Mixin of :class:`~.animator.VisemeAnimator` implementing :class:`~talkinghead.stages.BankableAnimator`."""
 
     seed: int
-    mouth_scale: float
-    blink_rate: float
-    head_motion: float
-    use_phonemes: bool
 
     def bank_fingerprint(self) -> dict[str, Any]:
-        """The renderer has no options: a drive always renders the same frame of a portrait."""
-        return {"animator": "viseme", "version": BANK_VERSION, "channels": list(DRIVE_CHANNELS)}
+        """The drive's channels and the seed (it seeds the grain painted into the mouth)."""
+        from .timeline import CHANNELS
+
+        return {"animator": "viseme", "version": BANK_VERSION, "channels": list(CHANNELS), "seed": self.seed}
 
     def bank_state(self, prepared: Any) -> dict[str, np.ndarray]:
         return {
@@ -65,30 +72,24 @@ class VisemeBankSupport:
         x0, y0, x1, y1 = roi
         if image.dtype != np.uint8 or image.ndim != 3 or not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise ConfigError("the viseme bank state is inconsistent (image or region); rebuild the bank")
-        return VisemePlay(image, roi, jaw_scale if jaw_scale > 0 else 1.0)
+        return VisemePlay(image, PlayFields(roi, jaw_scale if jaw_scale > 0 else 1.0))
 
     def bank_parameters(self, play: VisemePlay, audio: Audio, *, fps: float) -> np.ndarray:
-        from .timeline import compute_drive
-
-        n = frame_count(audio.duration, fps)
-        d = compute_drive(audio, fps, n, seed=self.seed, mouth_scale=self.mouth_scale / play.jaw_scale,
-                          blink_rate=self.blink_rate, head_motion=self.head_motion, use_phonemes=self.use_phonemes)
-        head = np.asarray(d.head, np.float64).reshape(n, 3)
-        cols = [d.jaw, d.spread, d.pucker, d.blink, head[:, 0], head[:, 1], head[:, 2]]
-        return np.stack([np.asarray(c, np.float64) for c in cols], 1).astype(np.float32)
+        """The drive the animator renders for ``audio`` (its own ``drive()``, on the play state)."""
+        return np.asarray(self.drive(play, audio, fps=fps, n=frame_count(audio.duration, fps)).values, np.float32)
 
     def bank_render(self, prepared: Any, params: np.ndarray) -> np.ndarray:
         from .render import FrameRenderer
+        from .timeline import CHANNELS
 
-        params = np.asarray(params, np.float32).reshape(-1, len(DRIVE_CHANNELS))
-        renderer = FrameRenderer(prepared.image, prepared.fields)
+        params = np.asarray(params, np.float64).reshape(-1, len(CHANNELS))
+        renderer = FrameRenderer(prepared.image, prepared.fields, prepared.look, seed=self.seed)
         x0, y0, x1, y1 = prepared.fields.roi
         out = np.empty((len(params), y1 - y0, x1 - x0, 3), np.uint8)
         frame = np.empty_like(prepared.image)
-        for k, p in enumerate(params):
+        for k, row in enumerate(params):
             frame[...] = prepared.image
-            jaw = float(p[0])
-            renderer.render(frame, renderer.weights(jaw, float(p[1]), float(p[2]), float(p[3]), p[4:7]), jaw)
+            renderer.render(frame, row)
             out[k] = frame[y0:y1, x0:x1]
         return out
 

@@ -1,173 +1,204 @@
-"""Frame rendering: combine the fields, remap the head ROI, paint the mouth interior."""
+"""Frame rendering: combine the fields, remap the head ROI, paint the inside of the mouth.
+
+The inside of the mouth is the only thing painted; every colour of it comes from the portrait's
+:class:`~.appearance.Appearance` (its lips, teeth, eyes and skin), lit across by the portrait's
+own side light, blurred like the face and given its grain. Eyelids are not painted: the blink
+fields stretch the upper lid's own skin over the eye.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .fields import JAW_LEVELS, UPPER_LIP_RATIO, FieldBank, smoothstep
+from .appearance import Appearance, from_ycc
+from .fields import BLINK_LEVELS, JAW_LEVELS, UPPER_LIP_RATIO, FieldBank, smoothstep
+from .timeline import CHANNELS
 
 __all__ = ["FrameRenderer"]
 
-CAVITY = np.array([52.0, 16.0, 20.0])  # deep mouth, RGB
-CAVITY_EDGE = np.array([96.0, 38.0, 40.0])  # near the lips
-TONGUE = np.array([150.0, 62.0, 66.0])
-TEETH = np.array([226.0, 220.0, 208.0])
-#: Share of the lid closing done by warping (the rest is painted lid skin).
-BLINK_WARP = 0.35
+_C = {name: i for i, name in enumerate(CHANNELS)}
+#: Fields that open the mouth (the interior is painted in the gap they open).
+OPENING = ("jaw0", "jaw1", "jaw2", "jaw3", "lift", "tuck")
+#: Channels that map one-to-one to a field of the same name.
+DIRECT = ("spread", "round", "smile", "frown", "tilt", "shift", "cheek", "brow_up", "brow_inner", "brow_down",
+          "eye_wide", "tuck")  # fmt: skip
+
+
+def _level_weights(value: float, levels: tuple[float, ...]) -> list[tuple[int, float]]:
+    """(level index, weight) pairs that blend the two precomputed levels around ``value``."""
+    grid = (0.0,) + tuple(levels)
+    x = float(np.clip(value, 0.0, 1.0))
+    if x <= 0.0:
+        return []
+    k = min(len(levels) - 1, int(np.searchsorted(grid, x, side="right")) - 1)
+    a = (x - grid[k]) / (grid[k + 1] - grid[k])
+    out = [(k, a)]
+    if k > 0:
+        out.append((k - 1, 1.0 - a))
+    return out
 
 
 class FrameRenderer:
-    """Renders frames of one prepared portrait from per-frame weights.
+    """Renders frames of one prepared portrait from rows of the drive.
 
     Args:
         image: the portrait, RGB uint8 (H, W, 3).
         bank: its deformation fields.
+        look: its colour statistics.
+        seed: seeds the grain painted into the mouth (fixed per portrait: no flicker).
     """
 
-    def __init__(self, image: np.ndarray, bank: FieldBank) -> None:
+    def __init__(self, image: np.ndarray, bank: FieldBank, look: Appearance, seed: int = 0) -> None:
         import cv2
 
         self._cv2 = cv2
         self.image = image
         self.bank = bank
+        self.look = look
         g = bank.geometry
         x0, y0, x1, y1 = bank.roi
-        self._fields = bank.fields.reshape(len(bank.names), -1)
-        self._grid = bank.grid.reshape(-1)
         self._shape = (y1 - y0, x1 - x0, 2)
+        self._grid = bank.grid
+        self._index = {f.name: i for i, f in enumerate(bank.fields)}
+        self._opening = {self._index[n] for n in OPENING}
         mx0, my0, mx1, my1 = bank.mouth_roi
         self._mslice = (slice(my0, my1), slice(mx0, mx1))
         rel = bank.grid[my0:my1, mx0:mx1].astype(np.float64) - g.origin
         self._mu, self._mv = rel @ g.eu, rel @ g.ev
-        # Closed-lipped portraits get painted upper teeth; open smiles already show their own.
-        self._paint_teeth = g.rest_gap < 0.06 * g.mouth_width
-        self._jaw_idx = [bank.index(f"jaw{k}") for k in range(len(JAW_LEVELS))]
-        self._idx = {n: bank.index(n) for n in ("spread", "pucker", "blink", "head_x", "head_y", "head_roll")}
-        self._eyes = [self._eye_setup(e) for e in g.eyes]
+        self._teeth_visible = g.teeth_visible
+        eye_w = float(np.mean([e.width for e in g.eyes]))
+        self._scale = {
+            "head_x": g.face_width,
+            "head_y": g.face_width,
+            "head_roll": 1.0,
+            "gaze_x": eye_w,
+            "gaze_y": eye_w,
+        }
+        self._grain = np.random.default_rng(seed).standard_normal((my1 - my0, mx1 - mx0)) * look.grain
+        self._other = np.zeros(self._shape, np.float32)
+        self._open = np.zeros(self._shape, np.float32)
 
-    def _eye_setup(self, eye):
-        """Per eye: its ROI in the head ROI, pixel (u, v), lid curves and the lid skin colour."""
-        g, bank = self.bank.geometry, self.bank
-        uu, vu, ul, vl = eye
-        c0, c1 = max(uu[0], ul[0]), min(uu[-1], ul[-1])
-        us = np.linspace(c0, c1, 16)
-        h = float(max(1.0, np.max(np.interp(us, ul, vl) - np.interp(us, uu, vu))))
-        x0, y0, x1, y1 = bank.roi
-        lo_v, hi_v = vu.min() - 6, vl.max() + 3
-        corners = np.array([[c0 - 4, lo_v], [c1 + 4, lo_v], [c0 - 4, hi_v], [c1 + 4, hi_v]])
-        pts = g.origin + corners[:, :1] * g.eu + corners[:, 1:] * g.ev
-        ex0, ey0 = int(max(x0, np.floor(pts[:, 0].min()) - 2)), int(max(y0, np.floor(pts[:, 1].min()) - 2))
-        ex1, ey1 = int(min(x1, np.ceil(pts[:, 0].max()) + 2)), int(min(y1, np.ceil(pts[:, 1].max()) + 2))
-        sl = (slice(ey0 - y0, ey1 - y0), slice(ex0 - x0, ex1 - x0))
-        rel = bank.grid[sl].astype(np.float64) - g.origin
-        # Lid skin: the skin just below the eye, sampled from the portrait.
-        mid_u = (c0 + c1) / 2
-        probe = np.array(
-            [[mid_u + du * (c1 - c0) / 4, np.interp(mid_u, ul, vl) + dv * h] for du in (-1, 0, 1) for dv in (0.9, 1.3)]
-            + [[mid_u + du * (c1 - c0) / 4, np.interp(mid_u, uu, vu) - dv * h] for du in (-1, 0, 1) for dv in (0.8, 1)]
-        )
-        pp = g.origin + probe[:, :1] * g.eu + probe[:, 1:] * g.ev
-        hh, ww = self.image.shape[:2]
-        xs = np.clip(np.round(pp[:, 0]).astype(int), 0, ww - 1)
-        ys = np.clip(np.round(pp[:, 1]).astype(int), 0, hh - 1)
-        skin = np.median(self.image[ys, xs].astype(np.float64), axis=0) * 0.88
-        # Lid texture: the skin under the eye, mirrored about the lower lid, toned to the lid colour.
-        mu, mv = rel @ g.eu, rel @ g.ev
-        bot = np.interp(mu, ul, vl)
-        mirror = 2.0 * bot - np.minimum(mv, bot) + 2.0
-        src = g.origin + mu[..., None] * g.eu + mirror[..., None] * g.ev
+    def weights(self, row: np.ndarray) -> dict[int, float]:
+        """Field weights of one frame (by field index) from one row of the drive."""
+        w: dict[int, float] = {}
+        for k, a in _level_weights(row[_C["jaw"]], JAW_LEVELS):
+            w[self._index[f"jaw{k}"]] = w.get(self._index[f"jaw{k}"], 0.0) + a
+        lids = row[_C["blink"]] + 0.3 * row[_C["droop"]]
+        for k, a in _level_weights(lids, BLINK_LEVELS):
+            w[self._index[f"blink{k}"]] = w.get(self._index[f"blink{k}"], 0.0) + a
+        for name in DIRECT:
+            w[self._index[name]] = float(row[_C[name]])
+        # A portrait that shows its teeth has them already: no upper-lip raise to reveal more, and
+        # while it talks its lips relax over them (closing half the gap between syllables).
+        press = float(row[_C["press"]])
+        if self._teeth_visible:
+            press = max(press, 0.8 * float(row[_C["talk"]]) * (1.0 - float(smoothstep(row[_C["jaw"]] / 0.45))))
+        w[self._index["press"]] = press
+        w[self._index["lift"]] = 0.0 if self._teeth_visible else float(row[_C["lift"]])
+        for name, scale in self._scale.items():
+            w[self._index[name]] = float(row[_C[name]]) * scale
+        return {i: a for i, a in w.items() if abs(a) > 1e-4}
+
+    def render(self, out: np.ndarray, row: np.ndarray) -> None:
+        """Draw the frame of drive row ``row`` into ``out`` (a copy of the portrait), in place."""
         cv2 = self._cv2
-        tex = cv2.remap(self.image, src.astype(np.float32), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        tex = tex.astype(np.float64)
-        tex = cv2.GaussianBlur(tex, (0, 0), 0.6) * (skin / np.maximum(np.median(tex.reshape(-1, 3), axis=0), 1.0))
-        return sl, mu, mv, (uu, vu, ul, vl, c0, c1), tex
-
-    def weights(self, jaw: float, spread: float, pucker: float, blink: float, head: np.ndarray) -> np.ndarray:
-        """The field weights of one frame (jaw blends the two precomputed levels around it)."""
-        w = np.zeros(len(self.bank.names), np.float32)
-        levels = (0.0,) + JAW_LEVELS
-        j = float(np.clip(jaw, 0.0, 1.0))
-        k = min(len(JAW_LEVELS) - 1, int(np.searchsorted(levels, j, side="right")) - 1)
-        a = (j - levels[k]) / (levels[k + 1] - levels[k])
-        if k > 0:
-            w[self._jaw_idx[k - 1]] = 1.0 - a
-        w[self._jaw_idx[k]] += a
-        w[self._idx["spread"]] = spread
-        w[self._idx["pucker"]] = pucker
-        w[self._idx["blink"]] = blink * BLINK_WARP
-        fw = self.bank.geometry.face_width
-        w[self._idx["head_x"]] = head[0] * fw
-        w[self._idx["head_y"]] = head[1] * fw
-        w[self._idx["head_roll"]] = head[2]
-        return w
-
-    def render(self, out: np.ndarray, w: np.ndarray, jaw: float) -> None:
-        """Draw one frame into ``out`` (a copy of the portrait), in place."""
-        cv2 = self._cv2
-        nz = np.flatnonzero(np.abs(w) > 1e-4)
-        x0, y0, x1, y1 = self.bank.roi
-        if nz.size == 0:
+        w = self.weights(row)
+        if not w:
             return
-        disp = w[nz] @ self._fields[nz]
-        maps = (self._grid + disp).reshape(self._shape)
+        x0, y0, x1, y1 = self.bank.roi
+        other, opening = self._other, self._open
+        other.fill(0.0)
+        opened = False
+        for i, a in w.items():
+            f = self.bank.fields[i]
+            ya, yb, xa, xb = f.window
+            target = opening if i in self._opening else other
+            if target is opening and not opened:
+                opening.fill(0.0)
+                opened = True
+            if f.data.shape == target.shape:  # a field over the whole ROI: one pass in OpenCV
+                cv2.scaleAdd(f.data, float(a), target, dst=target)
+            else:
+                target[ya:yb, xa:xb] += np.float32(a) * f.data
+        maps = cv2.add(self._grid, other)
+        if opened:
+            cv2.add(maps, opening, dst=maps)
         patch = cv2.remap(self.image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if jaw > 1e-3:
-            jaw_w = np.zeros_like(w)
-            jaw_w[self._jaw_idx] = w[self._jaw_idx]
-            rest = (disp - jaw_w[nz] @ self._fields[nz]).reshape(self._shape)
-            self._mouth(patch, rest[self._mslice], jaw)
-        blink = float(w[self._idx["blink"]]) / BLINK_WARP
-        if blink > 0.03:
-            full = disp.reshape(self._shape)
-            for eye in self._eyes:
-                self._eyelid(patch, full[eye[0]], eye, blink)
+        if opened:
+            self._mouth(patch, other[self._mslice], row)
         out[y0:y1, x0:x1] = patch
 
-    def _eyelid(self, patch: np.ndarray, disp: np.ndarray, eye, blink: float) -> None:
-        """Paint the upper lid coming down over the eye, with a dark lash line at its edge."""
-        g = self.bank.geometry
-        sl, mu, mv, (uu, vu, ul, vl, c0, c1), skin = eye  # skin: the lid texture
-        u = mu + disp[..., 0] * g.eu[0] + disp[..., 1] * g.eu[1]
-        v = mv + disp[..., 0] * g.ev[0] + disp[..., 1] * g.ev[1]
-        top, bot = np.interp(u, uu, vu), np.interp(u, ul, vl)
-        span = max(1.0, (c1 - c0) / 2)
-        inside = smoothstep((1.12 - np.abs(u - (c0 + c1) / 2) / span) / 0.2)
-        edge = top + blink * 1.05 * (bot - top)
-        # The lid covers the eye from above its lash line (3-5 px) down to its moving edge.
-        lid = np.clip(edge - v + 0.5, 0.0, 1.0) * np.clip((v - top + 5.5) / 2.5, 0.0, 1.0) * inside
-        if not lid.any():
+    def _mouth(self, patch: np.ndarray, rest: np.ndarray, row: np.ndarray) -> None:
+        """Paint the mouth's interior (cavity, tongue, lower and upper teeth) in the gap the fields opened."""
+        g, look, bank = self.bank.geometry, self.look, self.bank
+        amp = float(np.clip(row[_C["jaw"]], 0, 1)) * bank.jaw_px
+        lift = 0.0 if self._teeth_visible else float(row[_C["lift"]]) * g.lift_px
+        if amp + lift < 0.3:
             return
-        col = skin * (1.0 - 0.12 * np.clip((v - top) / np.maximum(bot - top, 1.0), 0.0, 1.0))[..., None]
-        lash = np.clip(1.0 - np.abs(v - edge + 0.6), 0.0, 1.0) * inside * smoothstep((blink - 0.4) / 0.5)
-        col = col * (1.0 - 0.45 * lash[..., None])
-        a = np.maximum(lid, lash)[..., None] * min(1.0, blink * 1.5)
-        region = patch[sl]
-        region[...] = np.clip(region * (1.0 - a) + col * a + 0.5, 0, 255).astype(np.uint8)
-
-    def _mouth(self, patch: np.ndarray, rest: np.ndarray, jaw: float) -> None:
-        """Paint the dark mouth cavity (and teeth) in the gap the jaw field opened."""
-        g = self.bank.geometry
         u = self._mu + rest[..., 0] * g.eu[0] + rest[..., 1] * g.eu[1]
         v = self._mv + rest[..., 0] * g.ev[0] + rest[..., 1] * g.ev[1]
-        amp = jaw * self.bank.jaw_px
         q = g.lens(u)
         m = g.midline(u)
-        top, bot = m - UPPER_LIP_RATIO * amp * q, m + amp * q
-        gap = bot - top
-        alpha = np.clip(np.minimum(v - top, bot - v) + 0.5, 0.0, 1.0)
-        alpha = np.where(gap > 0.3, alpha, 0.0)
-        if not alpha.any():
+        top = m - (UPPER_LIP_RATIO * amp + lift) * q
+        bot = m + amp * q
+        inside = (v > top - 0.5) & (v < bot + 0.5) & (bot - top > 0.3)
+        if not inside.any():
             return
-        depth = np.clip((v - top) / np.maximum(gap, 1e-3), 0.0, 1.0)  # 0 at the upper lip, 1 lower
-        edge = np.clip(np.minimum(v - top, bot - v) / np.maximum(0.35 * gap, 1.0), 0.0, 1.0)
-        col = CAVITY_EDGE + (CAVITY - CAVITY_EDGE) * smoothstep(edge)[..., None]
-        tongue = smoothstep((depth - 0.6) / 0.4) * q**2 * np.clip(amp * q / (0.15 * g.mouth_width), 0, 1) * 0.55
-        col = col + (TONGUE - col) * tongue[..., None]
-        if self._paint_teeth:
-            tooth_h = np.minimum(0.45 * gap, 0.09 * g.mouth_width) * np.sqrt(q)
-            teeth = np.clip(tooth_h - (v - top) + 0.5, 0.0, 1.0) * smoothstep(q / 0.25)
-            shade = 0.78 + 0.22 * np.clip((v - top) / np.maximum(tooth_h, 1e-3), 0, 1)
-            col = col + (TEETH * shade[..., None] - col) * teeth[..., None]
-        region = patch[self._mslice]
-        a = alpha[..., None]
-        region[...] = np.clip(region * (1.0 - a) + col * a + 0.5, 0, 255).astype(np.uint8)
+        # Work on the gap's bounding box only (with room for the blur).
+        pad = int(np.ceil(2.5 * max(look.blur, 0.5))) + 1
+        rows_, cols_ = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        ra, rb = max(0, rows_[0] - pad), min(inside.shape[0], rows_[-1] + 1 + pad)
+        ca, cb = max(0, cols_[0] - pad), min(inside.shape[1], cols_[-1] + 1 + pad)
+        box = (slice(ra, rb), slice(ca, cb))
+        u, v, q, m, top, bot = u[box], v[box], q[box], m[box], top[box], bot[box]
+        gap = bot - top
+        alpha = np.clip(np.minimum(v - top, bot - v) + 0.5, 0.0, 1.0) * (gap > 0.3)
+        mw = g.mouth_width
+        uc, hw = (g.mouth_u[0] + g.mouth_u[1]) / 2, max(1.0, (g.mouth_u[1] - g.mouth_u[0]) / 2)
+        x = np.clip((u - uc) / hw, -1.0, 1.0)
+        depth = np.clip((v - top) / np.maximum(gap, 1e-3), 0.0, 1.0)  # 0 at the upper lip, 1 at the lower
+        near = np.clip(np.minimum(v - top, bot - v) / np.maximum(0.3 * gap, 1.0), 0.0, 1.0)
+        lip = look.lip
+        cavity = np.array([0.25, 0.6, 0.6]) * lip
+        rim = np.array([0.45, 0.75, 0.75]) * lip
+        col = rim + (cavity - rim) * smoothstep(near)[..., None]
+        # Tongue: an arch rising from the floor of the mouth; its tip comes up for /t d n l θ/.
+        rise = 0.55 + 0.35 * float(np.clip(row[_C["tongue"]], 0, 1))
+        surface = 1.0 - rise * np.sqrt(np.clip(1.0 - x * x, 0.0, 1.0))
+        tongue = np.clip((depth - surface) * gap + 0.5, 0.0, 1.0) * smoothstep(gap / (0.08 * mw))
+        shade = 0.7 + 0.3 * np.clip((depth - surface) / np.maximum(1.0 - surface, 0.05), 0.0, 1.0) ** 0.5
+        tongue_col = np.array([0.9, 1.15, 1.1]) * lip
+        tongue_col = tongue_col * np.stack(
+            [shade * (0.6 + 0.4 * np.sqrt(q)), np.ones_like(x), np.ones_like(x)], axis=-1
+        )
+        col = col + (tongue_col - col) * tongue[..., None]
+        # Teeth: the portrait's own teeth colour, separations between them, darker towards the corners.
+        phase = np.arcsin(np.clip(x, -0.999, 0.999)) * (7.0 / np.pi)
+        gaps_ = np.exp(-(((phase - np.round(phase)) / 0.06) ** 2))
+        teeth_shade = (0.6 + 0.4 * np.sqrt(q)) * (1.0 - 0.14 * gaps_)
+        low_h = np.minimum(0.25 * gap, 0.04 * mw) * np.sqrt(q)
+        lower = np.clip(low_h - (bot - v) + 0.5, 0.0, 1.0) * smoothstep(q / 0.3)
+        lower_col = look.teeth * np.stack([0.88 * teeth_shade, np.ones_like(x), np.ones_like(x)], axis=-1)
+        col = col + (lower_col - col) * lower[..., None]
+        if not self._teeth_visible:
+            hidden = 1.0 - 0.75 * float(np.clip(row[_C["round"]], 0, 1))  # rounded lips cover the teeth
+            up_h = np.minimum.reduce([0.45 * gap + lift * q, 0.08 * mw * np.sqrt(q) + lift * q, gap]) * hidden
+            upper = np.clip(up_h - (v - top) + 0.5, 0.0, 1.0) * smoothstep(q / 0.25)
+            rel = (v - top) / np.maximum(up_h, 1.0)
+            under_lip = (0.72 + 0.28 * smoothstep(rel / 0.4)) * (1.0 - 0.1 * smoothstep((rel - 0.75) / 0.25))
+            upper_col = look.teeth * np.stack([teeth_shade * under_lip, np.ones_like(x), np.ones_like(x)], axis=-1)
+            col = col + (upper_col - col) * upper[..., None]
+        # The portrait's side light across the mouth, its blur and its grain.
+        col[..., 0] *= np.clip(1.0 + 0.5 * look.light * x, 0.3, 1.7)
+        col[..., 0] += self._grain[box] * (alpha > 0)
+        rgb = from_ycc(col)
+        a = alpha
+        if look.blur > 0.6:
+            sigma = float(np.sqrt(look.blur**2 - 0.5**2))
+            cv2 = self._cv2
+            rgb = cv2.GaussianBlur((rgb * a[..., None]).astype(np.float32), (0, 0), sigma)
+            a = cv2.GaussianBlur(a.astype(np.float32), (0, 0), sigma)
+            rgb = rgb / np.maximum(a, 1e-3)[..., None]
+        region = patch[self._mslice][box]
+        a3 = a[..., None]
+        region[...] = np.clip(region * (1.0 - a3) + rgb * a3 + 0.5, 0, 255).astype(np.uint8)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import ConfigError, FaceTooSmallError, MultipleFacesError, NoFaceError
-from .values import Face
+from ..errors import ConfigError, FaceTooSmallError, MultipleFacesError, NoFaceError
+from ..values import Face
 
 #: Faces narrower than this many pixels are refused (too little detail to animate).
 MIN_FACE_PIXELS = 48
 
 
 def select_face(
-    faces: Sequence[Face], *, multiple_faces: str = "largest", min_face: int = MIN_FACE_PIXELS, what: str = "the portrait"
+    faces: Sequence[Face],
+    *,
+    multiple_faces: str = "largest",
+    min_face: int = MIN_FACE_PIXELS,
+    what: str = "the portrait",
 ) -> Face:
     """Pick the face to animate.
 
