@@ -240,7 +240,7 @@ class BuildDir:
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
             os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
