@@ -63,10 +63,17 @@ def test_sadtalker_graphs_match_torch(exported):
 
 @pytest.mark.slow
 def test_generator_render_matches_torch(nets, tmp_path):
-    """The per-frame generator (5-D GridSample, opset 20), batch 1, against torch."""
+    """The per-frame generator (5-D GridSample, opset 20), batch 1, against torch.
+
+    Measured on the filled weights: max 9.2e-5 / mean 1.1e-5 (1.06e-4 / 1.1e-5 at batch 2). That is
+    the network's own float32 noise floor: torch against itself with oneDNN off and on differs by
+    1.05e-4 / 1.1e-5 on the same input (the ``mask < 1e-3`` cut in the dense-motion network turns
+    last-bit differences into steps). So the maximum is held to twice the target and the mean to
+    1e-4 / 5, which a real regression (a wrong op, a missing layer) exceeds by orders of magnitude.
+    """
     (spec,) = sadtalker_graphs(nets, batch=1, only=("generator_render",))
     res = export_graph(spec, tmp_path / "generator_render.onnx")
-    assert res.max_abs_diff <= TOL, res.max_abs_diff
+    assert res.max_abs_diff <= 2 * TOL and res.mean_abs_diff <= TOL / 5, (res.max_abs_diff, res.mean_abs_diff)
 
 
 @pytest.mark.slow

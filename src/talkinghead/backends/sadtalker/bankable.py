@@ -151,6 +151,11 @@ class SadTalkerBankSupport:
     def bank_compose(self, play: SadTalkerPlay, frames: np.ndarray) -> np.ndarray:
         return self._finish(play, frames)
 
+    def _resolved_param_runtime(self) -> str:
+        if self.param_runtime != "auto":
+            return self.param_runtime
+        return "onnx" if self.runtime == "torch" and _onnxruntime_installed() else self.runtime
+
     def _param_nets(self) -> dict[str, Any]:
         """ExpNet, PoseVAE and MappingNet: all of them when loaded, else only these three (play side)."""
         if self._nets is not None:
@@ -169,9 +174,15 @@ class SadTalkerBankSupport:
                                        what="mapping", path=mpath)
                 dev = torch.device(self.device)
                 light = {"exp": coeff["exp"].to(dev), "pose": coeff["pose"].to(dev), "mapping": mapping.to(dev)}
-                self._use_runtime(light)
+                self._use_runtime(light, self._resolved_param_runtime())
                 self._light_nets = light
             return self._light_nets
+
+
+def _onnxruntime_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 def _stat(path: Path) -> Any:
