@@ -126,46 +126,51 @@ def sadtalker_graphs(nets: Mapping[str, Any], *, size: int = 256, batch: int = 2
         batch: batch size of the example inputs of the per-frame graphs.
         only: names to build (default all of :data:`SADTALKER_GRAPHS`).
     """
-    want = set(only or SADTALKER_GRAPHS)
-    exp, pose, mapping, kp, gen = nets["exp"], nets["pose"], nets["mapping"], nets["kp"], nets["gen"]
-    nc = mapping.coeff_nc if hasattr(mapping, "coeff_nc") else 70
+    needs = {"expnet_audio": "exp", "posevae_audio": "pose", "posevae_resunet": "pose", "mapping": "mapping",
+             "kp_detector": "kp", "generator_encode": "gen", "generator_render": "gen", "reconnet": "recon"}
+    want = {n for n in (only or SADTALKER_GRAPHS) if needs[n] in nets}  # graphs of the networks given
+    exp, pose, mapping, kp, gen = (nets.get(k) for k in ("exp", "pose", "mapping", "kp", "gen"))
+    nc = getattr(mapping, "coeff_nc", 70)
     dyn = {0: "batch"}
     specs: list[GraphSpec] = []
-
-    def add(spec: GraphSpec) -> None:
-        if spec.name in want:
-            specs.append(spec)
-
-    add(GraphSpec("expnet_audio", exp.audio_encoder, {"mel": _example((10, 1, 80, 16), 1, -4, 4)}, ["embedding"],
-                  {"mel": dyn, "embedding": dyn}, "ExpNet audio stack: (N,1,80,16) mel windows -> (N,512,1,1)"))
-    add(GraphSpec("posevae_audio", pose.audio_encoder.audio_encoder, {"mel": _example((32, 1, 80, 16), 2, -4, 4)},
-                  ["embedding"], {"mel": dyn, "embedding": dyn},
-                  "PoseVAE audio stack: (N,1,80,16) mel windows -> (N,512,1,1)"))
-    add(GraphSpec("posevae_resunet", pose.netG.decoder.resunet, {"x": _example((1, 1, 32, 6), 3)}, ["y"],
-                  {"x": dyn, "y": dyn}, "PoseVAE decoder ResUnet: (B,1,32,6) -> (B,1,32,6)"))
-    add(GraphSpec("mapping", _MappingTuple(mapping), {"windows": _example((batch, nc, 27), 4, -1, 1)},
-                  ["yaw", "pitch", "roll", "t", "exp"],
-                  {"windows": dyn, **{k: dyn for k in ("yaw", "pitch", "roll", "t", "exp")}},
-                  f"MappingNet: (B,{nc},27) coefficient windows -> pose bins, translation, expression"))
+    if "expnet_audio" in want:
+        specs.append(GraphSpec("expnet_audio", exp.audio_encoder, {"mel": _example((10, 1, 80, 16), 1, -4, 4)},
+                               ["embedding"], {"mel": dyn, "embedding": dyn},
+                               "ExpNet audio stack: (N,1,80,16) mel windows -> (N,512,1,1)"))
+    if "posevae_audio" in want:
+        specs.append(GraphSpec("posevae_audio", pose.audio_encoder.audio_encoder,
+                               {"mel": _example((32, 1, 80, 16), 2, -4, 4)}, ["embedding"],
+                               {"mel": dyn, "embedding": dyn},
+                               "PoseVAE audio stack: (N,1,80,16) mel windows -> (N,512,1,1)"))
+    if "posevae_resunet" in want:
+        specs.append(GraphSpec("posevae_resunet", pose.netG.decoder.resunet, {"x": _example((1, 1, 32, 6), 3)}, ["y"],
+                               {"x": dyn, "y": dyn}, "PoseVAE decoder ResUnet: (B,1,32,6) -> (B,1,32,6)"))
+    if "mapping" in want:
+        specs.append(GraphSpec("mapping", _MappingTuple(mapping), {"windows": _example((batch, nc, 27), 4, -1, 1)},
+                               ["yaw", "pitch", "roll", "t", "exp"],
+                               {"windows": dyn, **{k: dyn for k in ("yaw", "pitch", "roll", "t", "exp")}},
+                               f"MappingNet: (B,{nc},27) coefficient windows -> pose bins, translation, expression"))
     src = _example((1, 3, size, size), 5)
-    add(GraphSpec("kp_detector", kp, {"image": src}, ["keypoints"], {"image": dyn, "keypoints": dyn},
-                  f"keypoint detector: (1,3,{size},{size}) in [0,1] -> (1,15,3) canonical keypoints"))
-    if {"generator_encode", "generator_render"} & want:
+    if "kp_detector" in want:
+        specs.append(GraphSpec("kp_detector", kp, {"image": src}, ["keypoints"], {"image": dyn, "keypoints": dyn},
+                               f"keypoint detector: (1,3,{size},{size}) in [0,1] -> (1,15,3) canonical keypoints"))
+    if "generator_encode" in want:
+        specs.append(GraphSpec("generator_encode", _GeneratorEncode(gen), {"source": src}, ["volume", "compressed"],
+                               {}, "generator source encoder: (1,3,S,S) -> feature volume and its compressed copy"))
+    if "generator_render" in want:
         with torch.inference_mode():
             feats = gen.encode_source(src)
-        add(GraphSpec("generator_encode", _GeneratorEncode(gen), {"source": src}, ["volume", "compressed"], {},
-                      "generator source encoder: (1,3,S,S) -> feature volume and its compressed copy (per portrait)"))
         kp_s = _example((batch, 15, 3), 6, -0.5, 0.5)
         kp_d = kp_s + _example((batch, 15, 3), 7, -0.05, 0.05)
-        add(GraphSpec("generator_render", _GeneratorRender(gen),
-                      {"volume": feats.volume.clone(), "compressed": feats.compressed.clone(), "kp_source": kp_s,
-                       "kp_driving": kp_d},
-                      ["frame"], {"kp_source": dyn, "kp_driving": dyn, "frame": dyn},
-                      "generator per frame: volume (1,32,16,S/4,S/4), compressed, source and driving keypoints "
-                      "(B,15,3) -> (B,3,S,S) frames in [0,1]"))
-    if "reconnet" in want and "recon" in nets:
-        add(GraphSpec("reconnet", nets["recon"], {"image": _example((1, 3, 224, 224), 8)}, ["coefficients"],
-                      {"image": dyn, "coefficients": dyn}, "ReconNet: (N,3,224,224) in [0,1] -> (N,257) 3DMM"))
+        specs.append(GraphSpec("generator_render", _GeneratorRender(gen),
+                               {"volume": feats.volume.clone(), "compressed": feats.compressed.clone(),
+                                "kp_source": kp_s, "kp_driving": kp_d},
+                               ["frame"], {"kp_source": dyn, "kp_driving": dyn, "frame": dyn},
+                               "generator per frame: volume, compressed volume, source and driving keypoints "
+                               "(B,15,3) -> (B,3,S,S) frames in [0,1]"))
+    if "reconnet" in want:
+        specs.append(GraphSpec("reconnet", nets["recon"], {"image": _example((1, 3, 224, 224), 8)}, ["coefficients"],
+                               {"image": dyn, "coefficients": dyn}, "ReconNet: (N,3,224,224) in [0,1] -> (N,257) 3DMM"))
     return specs
 
 
