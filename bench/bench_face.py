@@ -31,7 +31,7 @@ def _portrait_bgr(size: int) -> np.ndarray:
 def bench_detection(args) -> list[Row]:
     import torch
 
-    from talkinghead.face.fill import fill_like
+    from talkinghead.testing.fill import fill_like
     from talkinghead.face.retinaface import RetinaFace, detect_faces, load_retinaface, priors_for
 
     rows = []
@@ -83,7 +83,7 @@ def bench_parsenet(args) -> list[Row]:
         return []
     import torch
 
-    from talkinghead.face.fill import fill_like
+    from talkinghead.testing.fill import fill_like
     from talkinghead.face.parsenet import ParseNet, load_parsenet
 
     net = load_parsenet(fill_like(ParseNet()))

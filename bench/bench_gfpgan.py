@@ -29,7 +29,7 @@ ASSET = ROOT / "assets" / "portrait_astronaut.png"
 
 
 def _net():
-    from talkinghead.face.fill import fill_like
+    from talkinghead.testing.fill import fill_like
     from talkinghead.face.gfpgan import GFPGANv1Clean
 
     net = GFPGANv1Clean()
@@ -121,7 +121,7 @@ def bench_enhancer(args) -> list[Row]:
 
     from talkinghead.backends.gfpgan import GFPGANEnhancer
     from talkinghead.face.detector import FaceDetector
-    from talkinghead.face.fill import fill_like
+    from talkinghead.testing.fill import fill_like
     from talkinghead.face.parsenet import ParseNet, load_parsenet
     from talkinghead.face.retinaface import RetinaFace
     from talkinghead.values import FrameChunk

@@ -21,7 +21,7 @@ FIX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sadtalker"
 
 
 def _files(tmp: Path) -> Path:
-    from talkinghead.backends.sadtalker import fill
+    from talkinghead.testing import fill
 
     fill.write_checkpoint(FIX / "manifests" / "SadTalker_V0.0.2_256.safetensors.json",
                           tmp / "SadTalker_V0.0.2_256.safetensors")

@@ -14,9 +14,9 @@ _CACHE: dict[str, object] = {}
 def renderer_state() -> dict[str, np.ndarray]:
     """Filled ``kp_extractor.`` + ``generator.`` tensors (canonical keys), computed once."""
     if "state" not in _CACHE:
-        from talkinghead.backends.sadtalker import fill
+        from talkinghead.testing import fill
 
-        _CACHE["state"] = fill.fill_state_dict(MANIFESTS / "SadTalker_V0.0.2_256.safetensors.json",
+        _CACHE["state"] = fill.fill_manifest(MANIFESTS / "SadTalker_V0.0.2_256.safetensors.json",
                                                prefixes=["kp_extractor", "generator"])
     return _CACHE["state"]  # type: ignore[return-value]
 
@@ -38,7 +38,7 @@ LEGACY_SET = ("facevid2vid_00189-model.pth.tar", "auido2exp_00300-model.pth", "a
 
 def write_weights_dir(folder: Path, names: tuple[str, ...] = BUNDLE_SET) -> Path:
     """Write full-size, official-format files filled by the deterministic rule (about 10 s each set)."""
-    from talkinghead.backends.sadtalker.fill import write_checkpoint
+    from talkinghead.testing.fill import write_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:

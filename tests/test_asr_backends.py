@@ -28,6 +28,7 @@ def micro_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_whisper_loads_a_local_checkpoint_and_transcribes_arrays(micro_checkpoint):
     asr = WhisperASR(model=str(micro_checkpoint), temperature=0.0, word_timestamps=False)
     asr.load()

@@ -57,6 +57,7 @@ def asr():
     return backend
 
 
+@pytest.mark.slow
 def test_piper_to_faster_whisper_round_trip(piper, asr):
     audio = piper.synthesize(PARAGRAPH)
     tr = asr.transcribe(audio)
@@ -73,6 +74,7 @@ def test_vad_gives_empty_transcript_for_noise(asr):
         asr.transcribe(Audio(noise, 16000), language="de")
 
 
+@pytest.mark.slow
 def test_spoken_conversation_end_to_end(piper, asr, small_portrait, tmp_path):
     from talkinghead.backends.mp4 import Mp4Writer
 

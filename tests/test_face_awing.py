@@ -30,7 +30,7 @@ from talkinghead.face.awing import (  # noqa: E402
     load_awing,
     network_input,
 )
-from talkinghead.face.fill import fill_state_dict, spec_from_manifest  # noqa: E402
+from talkinghead.testing.fill import fill_tensors, spec_from_manifest  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "face"
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def manifest() -> dict:
 
 @pytest.fixture(scope="module")
 def filled(manifest) -> dict:
-    return fill_state_dict(spec_from_manifest(manifest))
+    return fill_tensors(spec_from_manifest(manifest), rule="face")
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,7 @@ def test_state_dict_matches_upstream_manifest(manifest):
     assert manifest["num_keys"] == len(sd) == 1137
 
 
+@pytest.mark.slow
 def test_heatmaps_match_upstream(net, ref, rgb):
     x1, y1, x2, y2 = (int(v) for v in ref["box"])
     with torch.no_grad():
@@ -104,6 +105,7 @@ def test_heatmaps_match_upstream(net, ref, rgb):
     np.testing.assert_allclose(decode_heatmaps(outs[-1][:, :-1].numpy())[0], ref["points_heat"], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_landmarks_match_upstream(net, ref, rgb):
     box = tuple(float(v) for v in ref["box"])
     lm98 = get_landmarks(net, rgb, box)
@@ -139,6 +141,7 @@ def test_decode_subpixel_and_edges():
     assert pts2[1].tolist() == [7.75, 7.75]  # right neighbour clamped to itself (2 > left 0), below = itself
 
 
+@pytest.mark.slow
 def test_loader_layouts(filled):
     flat = {f"module.{k}": v for k, v in filled.items()}
     buf = io.BytesIO()
@@ -158,6 +161,7 @@ def test_missing_file_names_file_and_url(tmp_path):
         AWingAligner(weights_path=tmp_path / "nope.pth").load()
 
 
+@pytest.mark.slow
 def test_corrupt_and_wrong_files(tmp_path, filled):
     bad = tmp_path / AWING_FILE
     bad.write_bytes(b"PK\x03\x04 truncated")
@@ -182,6 +186,7 @@ class _StubDetector:
         return self.rows
 
 
+@pytest.mark.slow
 def test_awing_landmark_source_plumbing(net, rgb, ref):
     aligner = AWingAligner()
     aligner._net = net
@@ -202,6 +207,20 @@ def test_awing_landmark_source_plumbing(net, rgb, ref):
         src.detect(rgb[..., 0])
 
 
+def test_awing_source_on_the_tiny_network(rgb):
+    """The landmark source's plumbing (boxes in, 68 points in image pixels out) on the tiny AWing."""
+    from talkinghead.testing import nets
+
+    aligner = AWingAligner()
+    aligner._net = nets.tiny_awing()
+    rows = [[150.7, 80.2, 350.9, 330.4, 0.99] + [0] * 10, [600, 600, 700, 700, 0.98] + [0] * 10]
+    faces = AWingLandmarks(detector=_StubDetector(rows), aligner=aligner).detect(rgb)
+    assert len(faces) == 1  # the second box lies outside the image
+    lm = faces[0].landmarks
+    assert lm.shape == (68, 2) and np.isfinite(lm).all()
+    assert (lm[:, 0] >= 150).all() and (lm[:, 0] <= 351.5).all() and (lm[:, 1] >= 80).all() and (lm[:, 1] <= 331).all()
+
+
 def test_awing_source_missing_weights(tmp_path):
     src = AWingLandmarks(cache_dir=tmp_path)
     with pytest.raises(WeightsMissingError, match="talkinghead weights download awing retinaface"):
@@ -220,6 +239,7 @@ def test_sadtalker_landmarks_option(tmp_path, monkeypatch):
         anim.load()
 
 
+@pytest.mark.slow
 def test_sadtalker_uses_awing_files_in_weights_dir(tmp_path, filled, monkeypatch):
     """With both facexlib files in weights_dir, the animator builds the AWing source from them."""
     from talkinghead.backends.sadtalker.backend import SadTalkerAnimator

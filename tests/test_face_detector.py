@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
 from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError  # noqa: E402
-from talkinghead.face import fill  # noqa: E402
+from talkinghead.testing import fill  # noqa: E402
 from talkinghead.face.detector import FaceDetector, rows_to_faces  # noqa: E402
 from talkinghead.face.parsenet import ParseNet, load_parsenet  # noqa: E402
 from talkinghead.face.retinaface import RetinaFace, load_retinaface  # noqa: E402
@@ -83,6 +83,7 @@ def test_wrong_architecture_checkpoint(tmp_path, state):
         load_retinaface(bad)
 
 
+@pytest.mark.slow
 def test_parsenet_checkpoint_roundtrip(tmp_path):
     state = fill.fill_like(ParseNet())
     path = tmp_path / "parsing_parsenet.pth"

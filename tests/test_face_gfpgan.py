@@ -2,7 +2,7 @@
 
 The reference numbers in ``fixtures/face/gfpgan_v14_fill_refs.npz`` come from running upstream
 ``gfpgan.archs.gfpganv1_clean_arch.GFPGANv1Clean`` (GFPGAN @ 7552a779, basicsr replaced by a tiny
-sys.modules shim) with the deterministic fill of ``talkinghead.face.fill`` on the input built by
+sys.modules shim) with the deterministic fill of ``talkinghead.testing.fill`` (rule "face") on the input built by
 ``_reference_input()`` below, called as ``forward(x, return_rgb=True, randomize_noise=False)``.
 The 256 entries are upstream's ``stylegan_decoder.to_rgbs[5]`` output captured by a forward hook
 (the RGB skip at 256, what ``stop_at=256`` returns). Stored: two crops, an 8x8 average-pooled copy
@@ -21,11 +21,25 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from talkinghead.errors import ModelLoadError, WeightsMissingError  # noqa: E402
-from talkinghead.face import fill  # noqa: E402
+from talkinghead.testing import fill, nets  # noqa: E402
 from talkinghead.face import gfpgan as G  # noqa: E402
 
 REFS = Path(__file__).parent / "fixtures" / "face" / "gfpgan_v14_fill_refs.npz"
 ATOL = 2e-4
+#: Relative tolerance of the full 512 output, as a fraction of the largest |value| compared.
+#: On the fill the output reaches |100| (it is not an image: the random weights are not trained),
+#: and every value is a float32 sum over a deep stack of 3x3 convolutions with up to 512 input
+#: channels (4,608 products each). Measured against a float64 evaluation of the same network
+#: (this machine, AMD EPYC, AVX2): the upstream reference itself is 1.1e-5 x scale away from it
+#: on the 8x8-pooled output (1.0e-3 at |90|), and this code 1.5e-5 x scale at worst (1.35e-3 at
+#: |100|). Two float32 evaluations therefore differ by up to about their sum, 2.6e-5 x scale; the
+#: reference matched bit for bit only on the machine that made it (same kernels). The thread count
+#: moves oneDNN's result by ~2 %; oneDNN vs torch's own convolution by ~2x. An absolute 2e-4 is
+#: 2e-6 x scale, 17 float32 ulps, tighter than the reference's own error. 3e-5 x scale covers any
+#: x86 CPU. Measured on mutated networks: one encoder convolution or the latent projection scaled
+#: by 1.001 gives 30-160x this tolerance; a constant 1e-3 offset on the output (0.7-1.3x) is caught
+#: by the per-sample mean, still checked at 2e-4 (ATOL), like the 256 skip.
+OUT512_RTOL = 3e-5
 
 
 def _reference_input() -> torch.Tensor:
@@ -41,7 +55,7 @@ def filled_state():
     with torch.device("meta"):
         shell = G.GFPGANv1Clean()
     spec = {k: (tuple(v.shape), "float32") for k, v in shell.state_dict().items()}
-    return fill.fill_state_dict(spec)
+    return fill.fill_tensors(spec, rule="face")
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +72,32 @@ def net(legacy_ckpt):
 
 
 @pytest.fixture(scope="module")
+def tiny():
+    """The tiny seeded GFPGAN (same architecture, narrow channels): behaviour, not parity."""
+    return nets.tiny_gfpgan()
+
+
+@pytest.fixture(scope="module")
 def refs():
     with np.load(REFS) as data:
         return {k: data[k] for k in data.files}
 
 
-def _compare(prefix: str, out: np.ndarray, refs: dict, batch_index: slice = slice(None)) -> float:
-    worst = 0.0
+def _compare(
+    prefix: str, out: np.ndarray, refs: dict, batch_index: slice = slice(None), rtol_of_scale: float = 0.0
+) -> float:
+    """Check the per-sample statistics; return the worst |diff| of the crops and the pooled output,
+    less ``rtol_of_scale`` x max|reference| of each (so ``<= ATOL`` is the test)."""
+    worst = -np.inf
     for name in ("center", "corner"):
         y, x, n = refs[f"{prefix}_crop_{name}_yx"]
         want = refs[f"{prefix}_crop_{name}"][batch_index]
         got = out[:, :, y : y + n, x : x + n]
-        worst = max(worst, float(np.abs(got - want).max()))
+        worst = max(worst, float(np.abs(got - want).max() - rtol_of_scale * np.abs(want).max()))
     nb, c, h, w = out.shape
     pooled = out.reshape(nb, c, h // 8, 8, w // 8, 8).astype(np.float64).mean((3, 5))
-    worst = max(worst, float(np.abs(pooled - refs[f"{prefix}_pool8"][batch_index]).max()))
+    want = refs[f"{prefix}_pool8"][batch_index]
+    worst = max(worst, float(np.abs(pooled - want).max() - rtol_of_scale * np.abs(want).max()))
     o64 = out.astype(np.float64)
     np.testing.assert_allclose(o64.mean((1, 2, 3)), refs[f"{prefix}_mean"][batch_index], atol=ATOL)
     np.testing.assert_allclose(o64.std((1, 2, 3)), refs[f"{prefix}_std"][batch_index], rtol=1e-5, atol=ATOL)
@@ -96,14 +121,16 @@ def test_state_dict_matches_official_manifest():
     assert tuple(sd["stylegan_decoder.style_convs.13.modulated_conv.weight"].shape) == (1, 64, 64, 3, 3)
 
 
+@pytest.mark.slow
 def test_output_matches_upstream(net, refs):
     with torch.inference_mode():
         out = net(_reference_input()).numpy()
     assert out.shape == (2, 3, 512, 512)
-    worst = _compare("out512", out, refs)
-    assert worst <= ATOL
+    worst = _compare("out512", out, refs, rtol_of_scale=OUT512_RTOL)
+    assert worst <= 0.0
 
 
+@pytest.mark.slow
 def test_decoder_stop_at_256_matches_upstream_skip(net, refs):
     # batch of one: also checks a single face gives the batched result (within float tolerance)
     with torch.inference_mode():
@@ -113,15 +140,16 @@ def test_decoder_stop_at_256_matches_upstream_skip(net, refs):
     assert worst <= ATOL
 
 
-def test_refuses_256_input_instead_of_passing_it_through(net):
+def test_refuses_256_input_instead_of_passing_it_through(tiny):
     # the "256 face into the 512 model" trap: upstream raises deep inside and GFPGANer pastes the
     # unrestored crop; here it is an explicit error before any compute.
     with pytest.raises(ValueError, match="512"):
-        net(torch.zeros(1, 3, 256, 256))
+        tiny(torch.zeros(1, 3, 256, 256))
 
 
-def test_noise_modes(net):
-    x = _reference_input()[1:]
+def test_noise_modes():
+    net = nets.tiny_gfpgan(64)  # the noise logic does not depend on the size: 64 px keeps it fast
+    x = torch.nn.functional.interpolate(_reference_input()[1:], size=(64, 64), mode="area")
     with torch.inference_mode():
         stored = [net(x, stop_at=16) for _ in range(2)]
         seeded = [net(x, noise="seeded", seed=7, stop_at=16) for _ in range(2)]
@@ -146,6 +174,7 @@ def test_uint8_conversion_roundtrip():
     assert np.array_equal(G.to_uint8(torch.full((1, 3, 2, 2), 5.0)), np.full((1, 2, 2, 3), 255, np.uint8))
 
 
+@pytest.mark.slow
 def test_zip_format_and_params_fallback_load(filled_state, tmp_path, net):
     path = tmp_path / "params.pth"
     fill.save_gfpgan_checkpoint(filled_state, path, key="params", legacy_format=False)
@@ -199,14 +228,17 @@ def test_truncated_checkpoint_is_model_load_error(tmp_path):
         G.load_gfpgan(p)
 
 
-def test_wrong_container_and_wrong_shapes(tmp_path, filled_state):
+def test_wrong_container_and_wrong_shapes(tmp_path):
     with pytest.raises(ModelLoadError, match="params_ema"):
         G.load_gfpgan(_save({"state_dict": {"w": torch.ones(1)}}, tmp_path / "a.pth"))
     with pytest.raises(ModelLoadError, match="missing"):
         G.load_gfpgan(_save({"params_ema": {"w": torch.ones(1)}}, tmp_path / "b.pth"))
     # right keys, one wrong shape (e.g. an out_size=256 final layer): strict refusal naming the key
-    small = {k: v for k, v in filled_state.items() if not k.startswith(("stylegan_decoder", "condition"))}
-    small["final_linear.weight"] = torch.zeros(7168, 4096)
+    with torch.device("meta"):
+        shell = G.GFPGANv1Clean()
+    # every key of the release, stored as stride-0 views of one zero (a few bytes on disk)
+    small = {k: torch.zeros(()).expand(v.shape) for k, v in shell.state_dict().items()}
+    small["final_linear.weight"] = torch.zeros(()).expand(7168, 4096)
     with pytest.raises(ModelLoadError, match="final_linear.weight"):
         G.load_gfpgan(_save({"params_ema": small}, tmp_path / "c.pth"))
 

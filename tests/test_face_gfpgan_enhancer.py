@@ -1,8 +1,10 @@
 """The ``gfpgan`` enhancer backend: detection/tracking, restore variants, paste-back, refusals.
 
-The restoration network is GFPGAN v1.4 with the deterministic fill (the real weights cannot be
-downloaded in tests); the detector is a fake that reports fixed landmarks on frames carrying a
-marker pixel, because RetinaFace with synthetic weights never reaches the 0.97 threshold.
+The restoration network is the tiny seeded GFPGAN of ``talkinghead.testing.nets`` (the real
+architecture at 512 px with narrow channels: milliseconds per face; the full-size network is checked
+against upstream in ``test_face_gfpgan.py``); the detector is a fake that reports fixed landmarks on
+frames carrying a marker pixel, because RetinaFace with synthetic weights never reaches the 0.97
+threshold.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from talkinghead.backends.gfpgan import GFPGANEnhancer  # noqa: E402
 from talkinghead.errors import ConfigError, StageError, WeightsMissingError  # noqa: E402
 from talkinghead.face import align  # noqa: E402
 from talkinghead.face import gfpgan as G  # noqa: E402
-from talkinghead.face.fill import fill_like  # noqa: E402
+from talkinghead.testing import nets  # noqa: E402
 from talkinghead.plugins import create_backend  # noqa: E402
 from talkinghead.values import Face, FrameChunk  # noqa: E402
 
@@ -79,9 +81,7 @@ class GrayNet:
 
 @pytest.fixture(scope="module")
 def net():
-    model = G.GFPGANv1Clean()
-    model.load_state_dict(fill_like(model))
-    return model.eval()
+    return nets.tiny_gfpgan()
 
 
 def _restore_expected(net, frame, crop_size: int, **kw) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from talkinghead.face import align, paste  # noqa: E402
-from talkinghead.face.fill import fill_like  # noqa: E402
+from talkinghead.testing.fill import fill_like  # noqa: E402
 from talkinghead.face.parsenet import ParseNet, labels_to_mask, load_parsenet, parse_face_bgr  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "face"
@@ -22,6 +22,7 @@ def al():
     return np.load(FIX / "align.npz")
 
 
+@pytest.mark.slow
 def test_parsenet_logits():
     ref = np.load(FIX / "parsenet.npz")
     net = load_parsenet(fill_like(ParseNet()))
@@ -32,7 +33,9 @@ def test_parsenet_logits():
 
 
 def test_parse_face_bgr_pipeline_shape():
-    net = load_parsenet(fill_like(ParseNet()))
+    from talkinghead.testing import nets
+
+    net = nets.tiny_parsenet()
     net.forward_calls = []
     face = np.full((64, 64, 3), 128, np.uint8)
     orig = net.forward

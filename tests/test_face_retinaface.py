@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from talkinghead.face import retinaface as rf  # noqa: E402
-from talkinghead.face.fill import fill_like  # noqa: E402
+from talkinghead.testing.fill import fill_like  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "face"
 ASSET = Path(__file__).parents[1] / "assets" / "portrait_astronaut.png"
@@ -37,6 +37,7 @@ def test_state_dict_matches_manifest_layout():
     assert all(list(sd[k].shape) == v["shape"] for k, v in keys.items())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix,key", [("", "input_small_bgr"), ("_odd", "input_odd_bgr")])
 def test_raw_heads(net, ref, suffix, key):
     with torch.no_grad():
@@ -52,6 +53,7 @@ def _images(ref):
             "odd": ref["input_odd_bgr"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["portrait", "two", "small", "odd"])
 @pytest.mark.parametrize("thr", [60, 80])
 def test_detect_faces_rows(net, ref, name, thr):
@@ -62,6 +64,7 @@ def test_detect_faces_rows(net, ref, name, thr):
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)  # same rows in the same order
 
 
+@pytest.mark.slow
 def test_batched_equals_single(net, ref):
     frames = np.stack([ref["input_small_bgr"], ref["input_small_bgr"][::-1].copy(), ref["input_small_bgr"]])
     batched = rf.detect_faces_batch(net, frames, 0.6, 0.4, batch_size=2)
@@ -87,6 +90,7 @@ def test_nms_semantics():
     assert rf.nms(np.zeros((0, 4), np.float32), 0.4).tolist() == []
 
 
+@pytest.mark.slow
 def test_resnet50_layout_loads_its_own_fill():
     net = rf.RetinaFace("resnet50")
     sd = net.state_dict()

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "talkinghead-pulse"
 
 
+pytestmark = pytest.mark.slow  # pip-installs the example plug-in package (tens of seconds)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     pytest.importorskip("av")

@@ -70,3 +70,21 @@ def test_blink_other_fps_keeps_seconds():
     assert set(runs.tolist()) == {10}  # 0.2 s at 50 fps
     assert not blink_sequence(21, fps=25, seed=0).any()  # upstream would crash here
     assert not blink_sequence(30, fps=40, seed=0).any()  # <= 0.8 s: no blink
+
+
+@pytest.mark.parametrize("rate", [22050, 44100, 48000])
+def test_audio_resample_is_the_animators_resampler(ref, rate):
+    """The animator takes 16 kHz samples from ``Audio.resample`` (no private resampler). Upstream's
+    16 kHz fixture, brought to ``rate`` and back, still gives upstream's mel windows: within 0.08
+    (of a [-4, 4] range) on every mel band below about 7 kHz; in the top two bands (about
+    7.0-7.6 kHz) the polyphase anti-alias filter rolls off and the fixture's low-level noise floor
+    (about -70 dB) moves by up to 0.2. At 16 kHz the samples are used as they are."""
+    from talkinghead.values import Audio
+
+    back = Audio(ref["wav"], 16000).resample(rate).resample(16000)
+    assert back.sample_rate == 16000 and len(back.samples) == len(ref["wav"])
+    mels, t = mel_windows(back.samples, fps=25)
+    assert t == int(ref["num_frames"])
+    diff = np.abs(mels - ref["mels"]).max(axis=(0, 2))  # per mel band
+    assert diff[:-2].max() < 0.08 and diff[-2:].max() < 0.25, diff
+    np.testing.assert_array_equal(Audio(ref["wav"], 16000).resample(16000).samples, ref["wav"])

@@ -18,7 +18,7 @@ from talkinghead.backends.sadtalker.coeffnets import (  # noqa: E402
     load_pose_vae,
     savgol_pose,
 )
-from talkinghead.backends.sadtalker.fill import fill_state_dict, strip_prefix, write_checkpoint  # noqa: E402
+from talkinghead.testing.fill import fill_manifest, strip_prefix, write_checkpoint  # noqa: E402
 from talkinghead.errors import ConfigError, ModelLoadError  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "sadtalker"
@@ -33,11 +33,19 @@ def nets(tmp_path_factory):
     return load_exp_net(checkpoint.select(state, "audio2exp")), load_pose_vae(checkpoint.select(state, "audio2pose"))
 
 
+@pytest.fixture(scope="module")
+def tiny():
+    from talkinghead.testing import nets as tiny_nets
+
+    return tiny_nets.tiny_exp_net(), tiny_nets.tiny_pose_vae()
+
+
 @pytest.fixture(scope="module", params=["a", "b"])
 def ref(request):
     return dict(np.load(FIX / f"upstream_coeff_{request.param}.npz"))
 
 
+@pytest.mark.slow
 def test_expnet_matches_upstream(nets, ref):
     exp_net, _ = nets
     t = int(ref["num_frames"])
@@ -47,6 +55,7 @@ def test_expnet_matches_upstream(nets, ref):
     assert np.abs(exp - ref["exp"]).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_posevae_matches_upstream_given_z(nets, ref):
     _, pose_vae = nets
     pose, zs = pose_vae.predict(ref["mels"], ref["ref_coeff"][64:70], int(ref["pose_style"]), z=list(ref["z"]))
@@ -55,6 +64,7 @@ def test_posevae_matches_upstream_given_z(nets, ref):
     np.testing.assert_array_equal(pose[0], ref["ref_coeff"][64:70])
 
 
+@pytest.mark.slow
 def test_generate_coefficients_matches_upstream(nets, ref):
     exp_net, pose_vae = nets
     res = generate_coefficients(
@@ -70,9 +80,9 @@ def short():
     return dict(np.load(FIX / "upstream_coeff_b.npz"))
 
 
-def test_seeded_generator_is_deterministic(nets, short):
+def test_seeded_generator_is_deterministic(tiny, short):
     ref = short
-    exp_net, pose_vae = nets
+    exp_net, pose_vae = tiny
     mels, rc = ref["mels"], ref["ref_coeff"]
     a = generate_coefficients(exp_net, pose_vae, mels, rc, generator=torch.Generator().manual_seed(5))
     b = generate_coefficients(exp_net, pose_vae, mels, rc, generator=torch.Generator().manual_seed(5))
@@ -81,9 +91,9 @@ def test_seeded_generator_is_deterministic(nets, short):
     assert not np.array_equal(a.coeffs[1:, 64:], c.coeffs[1:, 64:])
 
 
-def test_pose_style_range_and_reference_options(nets, short):
+def test_pose_style_range_and_reference_options(tiny, short):
     ref = short
-    exp_net, pose_vae = nets
+    exp_net, pose_vae = tiny
     with pytest.raises(ConfigError):
         generate_coefficients(exp_net, pose_vae, ref["mels"], ref["ref_coeff"], pose_style=46)
     with pytest.raises(ConfigError):
@@ -106,15 +116,16 @@ def test_savgol_short_clips():
     assert savgol_pose(p[:2]).shape == (2, 6)
 
 
+@pytest.mark.slow
 def test_legacy_pth_and_strictness(tmp_path):
     pth = write_checkpoint(MAN / "auido2exp_00300-model.pth.json", tmp_path / "auido2exp_00300-model.pth")
     state = checkpoint.read_state(pth)
     net = load_exp_net(checkpoint.section(state, "model", pth))
-    sd = strip_prefix(fill_state_dict(MAN / "SadTalker_V0.0.2_256.safetensors.json", ["audio2exp"]), "audio2exp")
+    sd = strip_prefix(fill_manifest(MAN / "SadTalker_V0.0.2_256.safetensors.json", ["audio2exp"]), "audio2exp")
     np.testing.assert_array_equal(net.mapping1.weight.detach().numpy(), sd["mapping1.weight"])
     with pytest.raises(ModelLoadError):
         load_exp_net({**sd, "extra.weight": np.zeros(3, np.float32)})
-    pose = strip_prefix(fill_state_dict(MAN / "auido2pose_00140-model.pth.json"), "audio2pose")
+    pose = strip_prefix(fill_manifest(MAN / "auido2pose_00140-model.pth.json"), "audio2pose")
     no_nbt = {k: v for k, v in pose.items() if not k.endswith("num_batches_tracked")}
     load_pose_vae(no_nbt)  # old files may lack num_batches_tracked
     broken = dict(pose)

@@ -1,7 +1,9 @@
 """SadTalker end to end: Avatar -> prepare (mediapipe crop, ReconNet) -> coefficients -> renderer.
 
-The weights are the official full-size files, filled deterministically (``fill.py``) and written once
-per module. The 256 px generator costs ~1.2 TFLOP per frame, so the clips are 1-2 frames long.
+The pipeline tests run on the tiny seeded networks of ``talkinghead.testing.nets`` (milliseconds
+per frame). One ``slow`` test loads the official full-size files (filled deterministically by
+``talkinghead.testing.fill`` and written once) and renders a frame through the whole path: the
+256 px generator costs ~1.2 TFLOP per frame.
 """
 
 from __future__ import annotations
@@ -20,25 +22,20 @@ from sadtalker_weights import write_weights_dir  # noqa: E402
 
 from talkinghead import Avatar  # noqa: E402
 from talkinghead.backends.sadtalker.backend import SadTalkerAnimator  # noqa: E402
-from talkinghead.errors import AudioError, NoFaceError  # noqa: E402
+from talkinghead.errors import AudioError, ConfigError, NoFaceError  # noqa: E402
 from talkinghead.io import load_image  # noqa: E402
-from talkinghead.testing import FakeTTS, MemoryWriter, tone_speech  # noqa: E402
+from talkinghead.testing import FakeTTS, MemoryWriter, nets, tone_speech  # noqa: E402
 from talkinghead.values import Portrait  # noqa: E402
 
 PORTRAIT = str(Path(__file__).resolve().parent.parent / "assets" / "portrait_astronaut.png")
 
 
 @pytest.fixture(scope="module")
-def wdir(tmp_path_factory):
-    return write_weights_dir(tmp_path_factory.mktemp("sadtalker_weights"))
-
-
-@pytest.fixture(scope="module")
-def crop_run(wdir):
-    """One Avatar.say in crop mode: 'hi' = 0.4 s at 5 fps -> 2 frames."""
+def crop_run():
+    """One Avatar.say in crop mode on the tiny networks: 'hi' = 0.4 s at 5 fps -> 2 frames."""
     writer = MemoryWriter()
-    av = Avatar(PORTRAIT, tts=FakeTTS(), animator=("sadtalker", {"weights_dir": str(wdir), "seed": 0}),
-                writer=writer, fps=5)
+    anim = SadTalkerAnimator.from_networks(nets.tiny_sadtalker(), seed=0)
+    av = Avatar(PORTRAIT, tts=FakeTTS(), animator=anim, writer=writer, fps=5)
     video = av.say("hi")
     return av, writer, video
 
@@ -95,10 +92,24 @@ def test_no_face_is_refused(crop_run):
         av.animator.prepare(Portrait(blank, "blank", "blank"))
 
 
-def test_full_mode_pastes_into_portrait(wdir):
+def test_animate_is_deterministic_with_a_seed(crop_run):
+    av, writer, _ = crop_run
+    again = np.concatenate([c.frames for c in av.animator.animate(av._prepared(), writer.audio, fps=5)])
+    np.testing.assert_array_equal(again, writer.frames)
+
+
+def test_from_networks_checks_the_set():
+    tiny = nets.tiny_sadtalker()
+    with pytest.raises(ConfigError, match="recon"):
+        SadTalkerAnimator.from_networks({k: v for k, v in tiny.items() if k != "recon"})
+    with pytest.raises(ConfigError, match="73 inputs"):
+        SadTalkerAnimator.from_networks(tiny, preprocess="full")
+
+
+def test_full_mode_pastes_into_portrait():
     """``full``: 73-d mapping net, one frame pasted back into the whole portrait."""
     image = load_image(PORTRAIT).image
-    anim = SadTalkerAnimator(weights_dir=wdir, preprocess="full", seed=0)
+    anim = SadTalkerAnimator.from_networks(nets.tiny_sadtalker(coeff_nc=73), preprocess="full", seed=0)
     try:
         prepared = anim.prepare(Portrait(image, PORTRAIT, "astronaut"))
         assert anim._nets["mapping"].coeff_nc == 73  # mapping_00109
@@ -124,17 +135,28 @@ def _bf16_ok() -> bool:
 
 
 @pytest.mark.skipif(not _bf16_ok(), reason="this CPU/torch build has no bfloat16 autocast")
-def test_bf16_channels_last_switches_run(wdir, crop_run):
+def test_bf16_channels_last_switches_run(crop_run):
     av, _, _ = crop_run
-    src = av._prepared().source
-    anim = SadTalkerAnimator(weights_dir=wdir, bf16=True, channels_last=True)
-    anim.load()
+    anim = SadTalkerAnimator.from_networks(nets.tiny_sadtalker(), bf16=True, channels_last=True, seed=0)
     try:
+        prepared = anim.prepare(av.portrait)
         with anim._grad_ctx(), anim._autocast():
-            kp = anim._nets["kp"](src)
+            kp = anim._nets["kp"](prepared.source)
             out = anim._nets["mapping"](torch.zeros(2, 70, 27))
         assert kp.shape == (1, 15, 3) and torch.isfinite(kp.float()).all()
         vals = out.values() if isinstance(out, dict) else out
         assert all(torch.isfinite(v.float()).all() for v in vals)
     finally:
         anim.close()
+
+
+@pytest.mark.slow
+def test_official_full_size_files_load_and_render(tmp_path_factory):
+    """The official file layout (full-size, filled) through ``weights_dir``: load, prepare, one frame."""
+    wdir = write_weights_dir(tmp_path_factory.mktemp("sadtalker_weights"))
+    writer = MemoryWriter()
+    av = Avatar(PORTRAIT, tts=FakeTTS(), animator=("sadtalker", {"weights_dir": str(wdir), "seed": 0}),
+                writer=writer, fps=5)
+    video = av.say("hi")
+    assert video.n_frames == 2 and writer.frames.shape == (2, 256, 256, 3)
+    assert writer.frames.std() > 5 and av._prepared().kp_canonical.shape == (1, 15, 3)

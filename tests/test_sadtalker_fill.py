@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkinghead.backends.sadtalker.fill import (
+from talkinghead.testing.fill import (
     anti_alias_kernel,
-    fill_state_dict,
+    fill_like,
+    fill_manifest,
     fill_tensors,
     manifest_tensors,
     strip_prefix,
@@ -36,13 +37,13 @@ def _sha(a):
 @pytest.mark.parametrize(
     "manifest,prefixes",
     [
-        (BUNDLE, ["audio2exp", "audio2pose", "face_3drecon"]),
+        pytest.param(BUNDLE, ["audio2exp", "audio2pose", "face_3drecon"], marks=pytest.mark.slow),
         (MAN / "mapping_00229-model.pth.tar.json", None),
         (MAN / "mapping_00109-model.pth.tar.json", None),
     ],
 )
 def test_fill_matches_fill_check_hashes(manifest, prefixes):
-    state = fill_state_dict(manifest, prefixes)
+    state = fill_manifest(manifest, prefixes)
     assert state
     for key, arr in state.items():
         ref = CHECK[f"{_group(key, manifest)}:{key}"]
@@ -53,7 +54,7 @@ def test_fill_matches_fill_check_hashes(manifest, prefixes):
 def test_fill_spectral_norm_and_gaussian():
     specs = manifest_tensors(BUNDLE, ["generator", "kp_extractor"])
     picked = {k: v for k, v in specs.items() if k.startswith("generator.decoder.G_middle_0.conv_0.") or k == "kp_extractor.down.weight"}
-    state = fill_tensors(picked)
+    state = fill_tensors(picked, rule="sadtalker")
     for key, arr in state.items():
         ref = CHECK[f"{key.split('.')[0]}:{key}"]
         if key.endswith(("weight_u", "weight_v")):  # last-bit BLAS differences are allowed
@@ -65,6 +66,7 @@ def test_fill_spectral_norm_and_gaussian():
     assert k.shape == (3, 1, 13, 13) and abs(k[0].sum() - 1) < 1e-6
 
 
+@pytest.mark.slow
 def test_write_checkpoint_formats(tmp_path):
     import torch
     from safetensors.numpy import load_file
@@ -77,6 +79,23 @@ def test_write_checkpoint_formats(tmp_path):
     pth = write_checkpoint(MAN / "mapping_00229-model.pth.tar.json", tmp_path / "m.pth.tar")
     obj = torch.load(str(pth), map_location="cpu", weights_only=True)
     assert list(obj) == ["mapping"]
-    ref = strip_prefix(fill_state_dict(MAN / "mapping_00229-model.pth.tar.json"), "mapping")
+    ref = strip_prefix(fill_manifest(MAN / "mapping_00229-model.pth.tar.json"), "mapping")
     assert set(obj["mapping"]) == set(ref)
     np.testing.assert_array_equal(obj["mapping"]["first.0.weight"].numpy(), ref["first.0.weight"])
+
+
+def test_fill_like_with_a_prefix_gives_the_canonical_values():
+    """``fill_like(module, prefix=...)`` fills each key with the value of ``<prefix>.<key>``: what an
+    official-format file of that network holds (the tiny networks rely on it)."""
+    torch = pytest.importorskip("torch")
+    from talkinghead.testing import nets
+
+    net = nets.tiny_mapping()
+    state = fill_like(net, rule="sadtalker", prefix="mapping")
+    specs = {f"mapping.{k}": (tuple(v.shape), "float32") for k, v in net.state_dict().items()}
+    ref = strip_prefix(fill_tensors(specs, rule="sadtalker"), "mapping")
+    assert set(state) == set(ref)
+    for key, value in ref.items():
+        assert torch.equal(state[key], torch.from_numpy(value)), key
+    with pytest.raises(ValueError, match="rule"):
+        fill_tensors({"a.weight": ((2, 2), "float32")}, rule="other")

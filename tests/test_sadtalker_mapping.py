@@ -8,13 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from talkinghead.backends.sadtalker import checkpoint  # noqa: E402
-from talkinghead.backends.sadtalker.fill import write_checkpoint  # noqa: E402
-from talkinghead.backends.sadtalker.mapping import (  # noqa: E402
-    camera_sequence,
-    keypoint_transformation,
-    load_mapping_net,
-    render_inputs,
-)
+from talkinghead.testing.fill import write_checkpoint  # noqa: E402
+from talkinghead.backends.sadtalker.keypoints import keypoints_from_mapping  # noqa: E402
+from talkinghead.backends.sadtalker.mapping import camera_sequence, load_mapping_net, render_inputs  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "sadtalker"
 MAN = FIX / "manifests"
@@ -34,8 +30,9 @@ def case(request, tmp_path_factory):
     return net, kwargs, dict(np.load(FIX / f"upstream_mapping_{request.param}.npz"))
 
 
-def test_render_inputs_match_upstream(case):
-    _, kwargs, ref = case
+@pytest.mark.parametrize("name", list(CASES))
+def test_render_inputs_match_upstream(name):
+    kwargs, ref = CASES[name][1], dict(np.load(FIX / f"upstream_mapping_{name}.npz"))
     inp = render_inputs(SRC["ref_coeff"], SRC["coeffs"], **kwargs)
     np.testing.assert_array_equal(inp.source, ref["source"])
     np.testing.assert_array_equal(inp.target, ref["target"])
@@ -43,23 +40,46 @@ def test_render_inputs_match_upstream(case):
         np.testing.assert_allclose(inp.yaw, ref["yaw_seq"], atol=1e-5)
 
 
+def float32_tol(ref: np.ndarray) -> float:
+    """Tolerance for a float32 network output compared with a reference made on another CPU.
+
+    MappingNet accumulates thousands of float32 products per output (a 7-tap conv over 70/73
+    channels, then three 3-tap convs over 1024 channels and 1024-wide linear heads), so its
+    rounding error scales with the size of the values, not with a fixed 1e-5. Measured on the
+    fill (float64 evaluation of the same net as truth): the upstream reference and this code both
+    sit within 8e-7 x max|value| of it; the 'crop' heads reach |2| (errors ~2e-6), the 'full'
+    heads and keypoints reach |131| (errors ~1e-4). The thread count changes nothing; oneDNN vs
+    torch's own convolution moves the error by ~20 %, and a different CPU (AVX2 here, the
+    reference machine's kernels there) picks different kernels. Tolerance: 4e-6 x max|ref| (about
+    34 float32 ulps of the largest value), never below 1e-5. A real regression (a wrong layer,
+    dilation, window or zeroed translation) changes outputs by 1e-2 or more of their size.
+    """
+    return max(1e-5, 4e-6 * float(np.abs(ref).max()))
+
+
+@pytest.mark.slow
 def test_mapping_and_keypoints_match_upstream(case):
     net, kwargs, ref = case
     inp = render_inputs(SRC["ref_coeff"], SRC["coeffs"], **kwargs)
     assert net.coeff_nc == inp.target.shape[1]
     he = net.predict(inp.target)
     for k in ("yaw", "pitch", "roll", "t", "exp"):
-        assert np.abs(he[k] - ref["he_" + k]).max() < 1e-5, k
+        want = ref["he_" + k]
+        assert np.abs(he[k] - want).max() < float32_tol(want), k
     kp_can = torch.from_numpy(ref["kp_canonical"])
     with torch.inference_mode():
         he_t = {k: torch.from_numpy(v) for k, v in he.items()}
         yaw = None if inp.yaw is None else torch.from_numpy(inp.yaw.astype(np.float32))
-        kp = keypoint_transformation(kp_can.repeat(len(inp.target), 1, 1), he_t, yaw=yaw)
+        kp = keypoints_from_mapping(kp_can.repeat(len(inp.target), 1, 1), he_t, yaw_deg=yaw)
         src_he = net(torch.from_numpy(inp.source[None]))
-        kp_src = keypoint_transformation(kp_can, src_he)
+        kp_src = keypoints_from_mapping(kp_can, src_he)
         assert float(src_he["t"][0, 0]) != 0.0  # the caller's dict is not zeroed in place
-    assert np.abs(kp.numpy() - ref["kp"]).max() < 1e-5
-    assert np.abs(kp_src.numpy() - ref["kp_src"]).max() < 1e-5
+        # the transform alone, on upstream's own mapping outputs: no long accumulation, so tight
+        he_ref = {k: torch.from_numpy(ref["he_" + k]) for k in ("yaw", "pitch", "roll", "t", "exp")}
+        kp_exact = keypoints_from_mapping(kp_can.repeat(len(inp.target), 1, 1), he_ref, yaw_deg=yaw)
+    assert np.abs(kp_exact.numpy() - ref["kp"]).max() <= 1e-6 * max(1.0, float(np.abs(ref["kp"]).max()))
+    assert np.abs(kp.numpy() - ref["kp"]).max() < float32_tol(ref["kp"])
+    assert np.abs(kp_src.numpy() - ref["kp_src"]).max() < float32_tol(ref["kp_src"])
 
 
 def test_camera_sequence():

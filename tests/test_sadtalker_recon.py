@@ -21,10 +21,11 @@ def test_align_img_matches_upstream(tag):
     np.testing.assert_array_equal(res.trans_params, REF[f"{tag}_trans_params"])
 
 
+@pytest.mark.slow
 def test_recon_net_matches_upstream(tmp_path):
     torch = pytest.importorskip("torch")
     from talkinghead.backends.sadtalker import checkpoint
-    from talkinghead.backends.sadtalker.fill import write_checkpoint
+    from talkinghead.testing.fill import write_checkpoint
     from talkinghead.backends.sadtalker.recon import load_recon_net, source_coefficients
 
     path = write_checkpoint(MAN / "epoch_20.pth.json", tmp_path / "epoch_20.pth")

@@ -1,4 +1,8 @@
-"""The SadTalker face renderer against upstream reference outputs, and the checkpoint loader."""
+"""The SadTalker face renderer against upstream reference outputs, and the checkpoint loader.
+
+The parity tests run the full-size renderer on the deterministic fill and are marked ``slow``; the
+loader's error paths run on the tiny keypoint detector of ``talkinghead.testing.nets``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from talkinghead.backends.sadtalker.generator import OcclusionAwareSPADEGenerato
 from talkinghead.backends.sadtalker.keypoints import transform_keypoints  # noqa: E402
 from talkinghead.backends.sadtalker.kp_detector import KPDetector, gaussian_kernel  # noqa: E402
 from talkinghead.errors import ModelLoadError, WeightsMissingError  # noqa: E402
+from talkinghead.testing import nets  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def nets(bundle):
+def full_nets(bundle):
     state = checkpoint.read_state(bundle)
     kp = checkpoint.load_into(KPDetector(), checkpoint.select(state, "kp_extractor"), what="kp", path=bundle)
     gen = checkpoint.load_into(OcclusionAwareSPADEGenerator(), checkpoint.select(state, "generator"),
@@ -40,6 +45,7 @@ def _source(ref):
     return torch.from_numpy(ref["source_u8"].astype(np.float32) / np.float32(255)).permute(2, 0, 1)[None].contiguous()
 
 
+@pytest.mark.slow
 def test_gaussian_buffer_matches_checkpoint_value():
     k = gaussian_kernel(3, 0.25)
     assert k.shape == (3, 1, 13, 13)
@@ -47,8 +53,9 @@ def test_gaussian_buffer_matches_checkpoint_value():
     np.testing.assert_array_equal(k.numpy(), renderer_state()["kp_extractor.down.weight"])
 
 
-def test_keypoints_match_upstream(nets, ref):
-    kp, _ = nets
+@pytest.mark.slow
+def test_keypoints_match_upstream(full_nets, ref):
+    kp, _ = full_nets
     with torch.inference_mode():
         kc = kp(_source(ref)).numpy()
     np.testing.assert_allclose(kc, ref["kp_canonical"], atol=1e-5, rtol=0)
@@ -61,8 +68,9 @@ def test_keypoints_match_upstream(nets, ref):
         assert torch.equal(args[3], t_before)  # unlike upstream, the input is not modified
 
 
-def test_frame_matches_upstream(nets, ref):
-    _, gen = nets
+@pytest.mark.slow
+def test_frame_matches_upstream(full_nets, ref):
+    _, gen = full_nets
     with torch.inference_mode():
         frame = gen(_source(ref), torch.from_numpy(ref["kp_source"]), torch.from_numpy(ref["kp_driving"]))
     diff = np.abs(frame[0].numpy() - ref["frame"])
@@ -71,8 +79,9 @@ def test_frame_matches_upstream(nets, ref):
     assert np.abs(ref["frame"] - _source(ref)[0].numpy()).mean() > 1e-2
 
 
-def test_cached_source_and_weight_cache_are_equivalent(nets, ref):
-    _, gen = nets
+@pytest.mark.slow
+def test_cached_source_and_weight_cache_are_equivalent(full_nets, ref):
+    _, gen = full_nets
     src = _source(ref)
     ks, kd = torch.from_numpy(ref["kp_source"]), torch.from_numpy(ref["kp_driving"])
     with torch.inference_mode():
@@ -115,27 +124,28 @@ def test_truncated_safetensors(tmp_path):
 
 
 def test_wrong_shape_names_key_and_shapes(tmp_path):
-    state = {k[len("kp_extractor."):]: torch.from_numpy(v) for k, v in renderer_state().items()
-             if k.startswith("kp_extractor.")}
-    state["kp.weight"] = torch.zeros(15, 32, 7, 7, 7)
+    net = nets.tiny_kp_detector()
+    state = dict(net.state_dict())
+    want = tuple(state["kp.weight"].shape)
+    state["kp.weight"] = torch.zeros(15, want[1], 7, 7, 7)
     with pytest.raises(ModelLoadError) as e:
-        checkpoint.load_into(KPDetector(), state, what="kp_extractor", path=tmp_path / "f.safetensors")
+        checkpoint.load_into(nets.tiny_kp_detector(), state, what="kp_extractor", path=tmp_path / "f.safetensors")
     msg = str(e.value)
-    assert "kp.weight" in msg and "(15, 32, 7, 7, 7)" in msg and "(15, 32, 3, 3, 3)" in msg
+    assert "kp.weight" in msg and f"(15, {want[1]}, 7, 7, 7)" in msg and str(want) in msg
 
 
 def test_missing_and_unexpected_keys(tmp_path):
-    state = {k[len("kp_extractor."):]: torch.from_numpy(v) for k, v in renderer_state().items()
-             if k.startswith("kp_extractor.")}
+    net = nets.tiny_kp_detector()
+    state = dict(net.state_dict())
     # num_batches_tracked may be absent (old files)
     light = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    checkpoint.check_state(KPDetector(), light, what="kp", path=tmp_path / "f")
+    checkpoint.check_state(net, light, what="kp", path=tmp_path / "f")
     del light["kp.bias"]
     with pytest.raises(ModelLoadError, match="kp.bias"):
-        checkpoint.check_state(KPDetector(), light, what="kp", path=tmp_path / "f")
+        checkpoint.check_state(net, light, what="kp", path=tmp_path / "f")
     state["extra.weight"] = torch.zeros(1)
     with pytest.raises(ModelLoadError, match="extra.weight"):
-        checkpoint.check_state(KPDetector(), state, what="kp", path=tmp_path / "f")
+        checkpoint.check_state(net, state, what="kp", path=tmp_path / "f")
 
 
 def test_substring_rule():

@@ -39,6 +39,9 @@ FPS = 20
 TEXT = "Hello there, I am an astronaut. We flew to the station and back."
 
 
+pytestmark = pytest.mark.slow  # synthesises and renders several seconds of speech
+
+
 @pytest.fixture(scope="module")
 def speech():
     # No sampling noise: the same audio every run, so the measured numbers are reproducible.

@@ -21,8 +21,10 @@ from talkinghead.weights import (
     WeightRegistry,
     WeightsChecksumError,
     WeightsManager,
+    WeightsUnverifiedError,
     default_weights_dir,
     parse_hf_url,
+    resolve,
 )
 from talkinghead.cli.weights import cmd_download, cmd_list, cmd_path, cmd_verify
 from talkinghead.weights.download import http_download
@@ -268,10 +270,30 @@ def json_entry(wm: WeightsManager, name: str) -> dict:
     return wm.checksums.get(name)
 
 
-def test_unhashed_file_records_sha_on_first_download_and_enforces_it(server, tmp_path):
+def test_unhashed_file_is_refused_unless_trust_on_first_use_is_accepted(server, tmp_path):
+    server.files["/u.bin"] = PAYLOAD
+    server.files["/h.bin"] = PAYLOAD
+    wm = make_manager(tmp_path, wf("u", [server.url + "/u.bin"], sha=None, size=None), wf("h", [server.url + "/h.bin"]))
+    with pytest.raises(WeightsUnverifiedError) as ei:
+        wm.download("u")
+    assert "--trust-unverified" in str(ei.value) and "no published SHA-256" in str(ei.value)
+    assert server.gets("/u.bin") == [] and not wm.path("u").exists()  # nothing was fetched
+    # a hashed file in the same call is still downloaded; only the unhashed one is reported
+    with pytest.raises(WeightsMissingError, match="trust-unverified"):
+        wm.download(["u", "h"])
+    assert wm.path("h").read_bytes() == PAYLOAD
+    out = io.StringIO()
+    assert cmd_download(["u"], out, manager=wm, progress=False) == 1 and "--trust-unverified" in out.getvalue()
+    assert wm.trust_unverified is False
+
+
+def test_unhashed_file_records_sha_on_trusted_first_download_and_enforces_it(server, tmp_path):
     server.files["/u.bin"] = PAYLOAD
     wm = make_manager(tmp_path, wf("u", [server.url + "/u.bin"], sha=None, size=None))
-    wm.download("u")
+    out = io.StringIO()
+    assert cmd_download(["u"], out, manager=wm, progress=False, trust_unverified=True) == 0
+    assert wm.trust_unverified is False  # the flag applies to that call only
+    assert json_entry(wm, "u")["trusted_on_first_use"] is True
     assert json_entry(wm, "u")["sha256"] == PAYLOAD_SHA
     assert (tmp_path / "weights" / "checksums.json").is_file()
     # the file changes on disk: verify reports corrupt against the recorded hash
@@ -288,7 +310,7 @@ def test_offline_error_lists_files_paths_and_urls(tmp_path):
     dead = closed_port_url()
     files = [
         wf("x", [dead + "/x.bin", "hf://someone/repo@main/dir/x.bin"]),
-        wf("y", [dead + "/y.bin"], sha=None, size=None),
+        wf("y", [dead + "/y.bin"], size=None),
     ]
     wm = make_manager(tmp_path, *files)
     wm.hf_endpoint = dead  # the Hub is unreachable too
@@ -403,10 +425,50 @@ def test_builtin_catalogue_and_backend_weights_are_collected(monkeypatch):
     assert st.urls[0].startswith("https://github.com/OpenTalker/SadTalker/releases/download/v0.0.2-rc/")
     assert parse_hf_url(st.urls[1]).repo_id == "vinthony/SadTalker-V002rc"
     assert {f.name for f in reg.resolve("sadtalker-full")} >= {"sadtalker-256", "retinaface-resnet50", "awing-wflw"}
-    for f in catalog.FILES:
-        if f.group in ("retinaface", "parsenet", "awing", "gfpgan"):
-            assert f.sha256 is None  # upstream publishes none; recorded on first download
+    for f in catalog.FILES:  # every built-in file is pinned: nothing is trusted on first use
+        assert f.sha256 is not None, f.name
+    face = {f.name: (f.size, f.sha256[:8]) for f in catalog.FILES if f.group in ("retinaface", "parsenet", "awing", "gfpgan")}
+    assert face == {
+        "retinaface-mobilenet0.25": (1789735, "2979b33f"),
+        "retinaface-resnet50": (109497761, "6d1de9c2"),
+        "parsenet": (85331193, "3d558d8d"),
+        "awing-wflw": (193670248, "bbfd1373"),
+        "gfpgan-v1.4": (348632874, "e2cd4703"),
+    }
     assert catalog.select("gfpgan-v1.4")[0].filename == "GFPGANv1.4.pth"
+    assert reg.needed_by["dummy-net"] == ["enhancer:dummy-weights"]
+
+
+def test_builtin_backends_declare_their_weights():
+    """Each built-in backend that loads weights declares them; the registry knows who needs what."""
+    from talkinghead.backends.gfpgan import GFPGANEnhancer
+    from talkinghead.backends.sadtalker.backend import SadTalkerAnimator
+    from talkinghead.weights import build_registry
+
+    assert {f.name for f in GFPGANEnhancer.weights} >= {"gfpgan-v1.4", "retinaface-mobilenet0.25", "parsenet"}
+    assert {f.name for f in SadTalkerAnimator.weights} >= {"sadtalker-256", "mapping-00229", "awing-wflw"}
+    reg = build_registry()
+    assert "enhancer:gfpgan" in reg.needed_by["retinaface-resnet50"]
+    assert "animator:sadtalker" in reg.needed_by["retinaface-resnet50"]
+    assert {f.name for f in reg.resolve("animator:sadtalker")} == {f.name for f in SadTalkerAnimator.weights}
+
+
+def test_resolve_explicit_path_cache_and_one_error(server, tmp_path):
+    server.files["/r.bin"] = PAYLOAD
+    f = wf("r", [server.url + "/r.bin"])
+    wm = make_manager(tmp_path, f)
+    given = tmp_path / "mine.bin"
+    given.write_bytes(b"anything")  # an explicit path is the user's choice: used as it is
+    assert wm.resolve(f, given) == given
+    with pytest.raises(WeightsMissingError) as ei:
+        wm.resolve(f, tmp_path / "nope.bin")
+    msg = str(ei.value)
+    assert "talkinghead weights download r" in msg and str(tmp_path / "nope.bin") in msg
+    assert server.url + "/r.bin" in msg and PAYLOAD_SHA in msg
+    with pytest.raises(WeightsMissingError, match="talkinghead weights download --cache-dir .* r"):
+        wm.resolve(f)
+    assert wm.resolve(f, download=True) == wm.path(f)
+    assert resolve(f, cache_dir=wm.cache_dir) == wm.path(f)  # the module-level shortcut
 
 
 def test_parse_hf_url():
@@ -471,3 +533,4 @@ def test_cli_functions(server, tmp_path):
     out = io.StringIO()
     cmd_list(out, manager=wm)
     assert re.search(r"a\s+0\.3 MB\s+present", out.getvalue())
+    assert f"sha256 {PAYLOAD_SHA}" in out.getvalue() and "needed by -" in out.getvalue()

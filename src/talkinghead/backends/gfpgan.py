@@ -34,10 +34,11 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from ..errors import ConfigError, StageError, WeightsMissingError
+from ..errors import ConfigError, StageError
 from ..hookspecs import hookimpl
 from ..stages.base import BackendBase
 from ..values import Face, FrameChunk
+from ..weights import WeightFile, catalog
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ MULTIPLE_FACES: tuple[str, ...] = ("all", "largest")
 
 GFPGAN_WEIGHTS_NAME = "gfpgan-v1.4"
 PARSENET_WEIGHTS_NAME = "parsenet"
-PARSENET_URL = "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth"
+PARSENET_URL = catalog.entry(PARSENET_WEIGHTS_NAME).urls[0]
 
 
 class _Detector(Protocol):
@@ -101,7 +102,8 @@ class GFPGANEnhancer(BackendBase):
         batch_size: Faces per network call; default 1 on CPU (batching gains nothing there and
             costs memory) and 8 on other devices.
         device: Torch device (``"cpu"``, ``"cuda"``...).
-        weights: ``GFPGANv1.4.pth`` path (default: the weights cache, ``gfpgan-v1.4``).
+        weights: ``GFPGANv1.4.pth`` path (default: the weights cache, ``gfpgan-v1.4``); kept as
+            ``weights_path`` (the class attribute ``weights`` lists the files the backend needs).
         detector_weights: RetinaFace checkpoint path (default: the weights cache).
         parsenet_weights: ``parsing_parsenet.pth`` path (default: the weights cache), used only
             by the parse paste modes or ``parse_mask``.
@@ -115,6 +117,10 @@ class GFPGANEnhancer(BackendBase):
     stage: ClassVar[str] = "enhancer"
     name: ClassVar[str] = "gfpgan"
     capabilities: ClassVar[frozenset[str]] = frozenset({"face-restoration", "gpu", "batch"})
+    #: GFPGAN v1.4, both RetinaFace detectors (``detector_model``) and ParseNet (parse paste modes).
+    weights: ClassVar[tuple[WeightFile, ...]] = catalog.select(
+        GFPGAN_WEIGHTS_NAME, "retinaface-mobilenet0.25", "retinaface-resnet50", PARSENET_WEIGHTS_NAME
+    )
 
     def __init__(
         self,
@@ -176,7 +182,7 @@ class GFPGANEnhancer(BackendBase):
         self.seed = int(seed)
         self.batch_size = batch_size
         self.device = device
-        self.weights = weights
+        self.weights_path = weights
         self.detector_weights = detector_weights
         self.parsenet_weights = parsenet_weights
         self.cache_dir = cache_dir
@@ -218,17 +224,10 @@ class GFPGANEnhancer(BackendBase):
         enh._detector, enh._net, enh._parsenet = detector, net, parsenet
         return enh
 
-    def _cached_path(self, name: str, explicit: str | os.PathLike[str] | None, what: str, url: str) -> Path:
-        if explicit is not None:
-            return Path(explicit).expanduser()
-        try:
-            from ..weights import WeightsManager
-        except ImportError:
-            raise WeightsMissingError(
-                f"no path given for the {what} weights and no weights cache is available; download "
-                f"{url} and pass its path (gfpgan option for {what})"
-            ) from None
-        return Path(WeightsManager(self.cache_dir).require(name)[name])
+    def _resolve(self, name: str, explicit: str | os.PathLike[str] | None) -> Path:
+        from ..weights import resolve
+
+        return resolve(catalog.entry(name), explicit, cache_dir=self.cache_dir)
 
     def load(self) -> None:
         """Load the detector, GFPGAN and (if needed) ParseNet. Idempotent.
@@ -245,10 +244,10 @@ class GFPGANEnhancer(BackendBase):
             from ..errors import MissingDependencyError
 
             raise MissingDependencyError(exc.name or "torch", "face", "the gfpgan enhancer") from exc
-        from ..face.gfpgan import GFPGAN_URL, load_gfpgan
+        from ..face.gfpgan import load_gfpgan
 
         if self._net is None:
-            path = self._cached_path(GFPGAN_WEIGHTS_NAME, self.weights, "GFPGAN v1.4", GFPGAN_URL)
+            path = self._resolve(GFPGAN_WEIGHTS_NAME, self.weights_path)
             self._net = load_gfpgan(path, device=self.device)
             if self.runtime == "onnx":
                 from ..onnx.runtime import onnx_gfpgan
@@ -270,14 +269,7 @@ class GFPGANEnhancer(BackendBase):
         if self.needs_parsenet and self._parsenet is None:
             from ..face.parsenet import load_parsenet
 
-            path = self._cached_path(PARSENET_WEIGHTS_NAME, self.parsenet_weights, "ParseNet", PARSENET_URL)
-            if not path.is_file():
-                raise WeightsMissingError(
-                    f"ParseNet weights not found at {path}; download {PARSENET_URL} and put it there "
-                    "(or pass parsenet_weights=...), or use paste='fast' without parse_mask",
-                    [str(path)],
-                )
-            self._parsenet = load_parsenet(path, self.device)
+            self._parsenet = load_parsenet(self._resolve(PARSENET_WEIGHTS_NAME, self.parsenet_weights), self.device)
 
     def close(self) -> None:
         """Drop the networks and the default tracking state."""

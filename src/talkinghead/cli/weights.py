@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..errors import ConfigError, WeightsMissingError
-from ..weights.manager import WeightsManager
-from ..weights.registry import WeightFile
+from ..weights.catalog import WeightFile
+from ..weights.manager import TRUST_FLAG, WeightsManager
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -34,8 +34,8 @@ def cmd_list(
     cache_dir: str | os.PathLike[str] | None = None,
     manager: WeightsManager | None = None,
 ) -> int:
-    """Print every known file (by group), its size, licence and whether it is in the cache,
-    then the bundles."""
+    """Print every known file (by group): size, whether it is in the cache, licence, what it is
+    for, its SHA-256 and which backends need it; then the bundles."""
     wm = _manager(cache_dir, manager)
     out.write(f"weights directory: {wm.cache_dir}\n")
     for group, files in wm.registry.groups().items():
@@ -51,6 +51,15 @@ def cmd_list(
             out.write(f"  {wf.name:<30} {_mb(wf.size):>10}  {here:<10} {wf.licence}\n")
             if wf.description:
                 out.write(f"  {'':<30} {wf.description}\n")
+            sha = wf.sha256 or wm.checksums.get(wf.name).get("sha256")
+            if wf.sha256:
+                out.write(f"  {'':<30} sha256 {sha}\n")
+            elif sha:
+                out.write(f"  {'':<30} sha256 {sha} (no published hash; recorded on first use)\n")
+            else:
+                out.write(f"  {'':<30} sha256 unknown (no published hash; downloading needs {TRUST_FLAG})\n")
+            users = wm.registry.needed_by.get(wf.name)
+            out.write(f"  {'':<30} needed by {', '.join(users) if users else '-'}\n")
     if wm.registry.bundles:
         out.write("\nbundles:\n")
         for b in wm.registry.bundles.values():
@@ -97,10 +106,16 @@ def cmd_download(
     cache_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    trust_unverified: bool = False,
     manager: WeightsManager | None = None,
 ) -> int:
-    """Download files, groups or bundles (``"all"`` if ``names`` is empty), with a progress bar."""
+    """Download files, groups or bundles (``"all"`` if ``names`` is empty), with a progress bar.
+
+    Files without a published SHA-256 are refused unless ``trust_unverified`` (``--trust-unverified``)
+    accepts trust on first use for this call."""
     wm = _manager(cache_dir, manager)
+    trusted = wm.trust_unverified
+    wm.trust_unverified = trusted or trust_unverified
     try:
         paths = wm.download(list(names) or ["all"], force=force, progress=_Bar(out) if progress else None)
     except ConfigError as exc:
@@ -109,6 +124,8 @@ def cmd_download(
     except WeightsMissingError as exc:
         out.write(f"error: {exc}\n")
         return EXIT_FAILED
+    finally:
+        wm.trust_unverified = trusted
     for name, path in paths.items():
         out.write(f"ok  {name:<30} {path}\n")
     return EXIT_OK
@@ -166,6 +183,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="weights directory (default: the user cache, or $TALKINGHEAD_CACHE/weights)")
     p.add_argument("--force", action="store_true", help="download again even if present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        TRUST_FLAG,
+        action="store_true",
+        help="also download files that have no published SHA-256 (trust on first use: the hash of this "
+        "download is recorded and enforced afterwards)",
+    )
     p.set_defaults(func=cmd_weights)
 
 
@@ -174,7 +197,12 @@ def cmd_weights(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return cmd_list(out, cache_dir=args.cache_dir)
     if args.action == "download":
         return cmd_download(
-            args.names, out, cache_dir=args.cache_dir, force=args.force, progress=not args.no_progress
+            args.names,
+            out,
+            cache_dir=args.cache_dir,
+            force=args.force,
+            progress=not args.no_progress,
+            trust_unverified=args.trust_unverified,
         )
     if args.action == "verify":
         return cmd_verify(args.names, out, cache_dir=args.cache_dir)

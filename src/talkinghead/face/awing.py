@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from talkinghead.errors import ImageError, WeightsMissingError
 from talkinghead.values import Face
+from talkinghead.weights import catalog, missing_file_error, resolve
 
 __all__ = [
     "AWING_FILE",
@@ -57,8 +58,8 @@ __all__ = [
 ]
 
 AWING_WEIGHTS_NAME = "awing-wflw"
-AWING_FILE = "alignment_WFLW_4HG.pth"
-AWING_URL = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/alignment_WFLW_4HG.pth"
+AWING_FILE = catalog.entry(AWING_WEIGHTS_NAME).filename
+AWING_URL = catalog.entry(AWING_WEIGHTS_NAME).urls[0]
 DOWNLOAD_HINT = "talkinghead weights download awing retinaface"
 
 
@@ -118,18 +119,18 @@ class _ConvBlock(nn.Module):
 
 
 class _HourGlass(nn.Module):
-    """Depth-``depth`` hourglass of 256-channel blocks; child names follow the official checkpoint."""
+    """Depth-``depth`` hourglass of ``width``-channel blocks (256); child names follow the official checkpoint."""
 
-    def __init__(self, depth: int, first: bool) -> None:
+    def __init__(self, depth: int, first: bool, width: int = 256) -> None:
         super().__init__()
         self.depth = depth
-        self.coordconv = _CoordConv(256, 256, 1, 1, 0, boundary=not first)
+        self.coordconv = _CoordConv(width, width, 1, 1, 0, boundary=not first)
         for level in range(depth, 0, -1):
-            self.add_module(f"b1_{level}", _ConvBlock(256, 256))
-            self.add_module(f"b2_{level}", _ConvBlock(256, 256))
-        self.add_module("b2_plus_1", _ConvBlock(256, 256))
+            self.add_module(f"b1_{level}", _ConvBlock(width, width))
+            self.add_module(f"b2_{level}", _ConvBlock(width, width))
+        self.add_module("b2_plus_1", _ConvBlock(width, width))
         for level in range(1, depth + 1):
-            self.add_module(f"b3_{level}", _ConvBlock(256, 256))
+            self.add_module(f"b3_{level}", _ConvBlock(width, width))
 
     def _level(self, level: int, x: torch.Tensor) -> torch.Tensor:
         upper = self._modules[f"b1_{level}"](x)
@@ -148,28 +149,33 @@ class AWingFAN(nn.Module):
     Args:
         num_stacks: Hourglass stacks (4 in the release file).
         num_points: Landmark heatmaps per stack (98 for WFLW); one boundary heatmap is added.
+        width: Channels of the hourglasses (256).
+        stem: Channels of the first convolution (64; the stem doubles it once).
+        depth: Levels of each hourglass (4).
 
     Input: (N, 3, 256, 256) BGR in [0, 1]. Output of :meth:`forward`: one (N, num_points + 1, 64, 64)
     tensor per stack; the last one is used and its final channel is the boundary map.
     """
 
-    def __init__(self, num_stacks: int = 4, num_points: int = 98) -> None:
+    def __init__(self, num_stacks: int = 4, num_points: int = 98, *, width: int = 256, stem: int = 64,
+                 depth: int = 4) -> None:
         super().__init__()
         self.num_stacks, self.num_points = num_stacks, num_points
-        self.conv1 = _CoordConv(3, 64, 7, 2, 3, boundary=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.conv2 = _ConvBlock(64, 128)
-        self.conv3 = _ConvBlock(128, 128)
-        self.conv4 = _ConvBlock(128, 256)
+        w = width
+        self.conv1 = _CoordConv(3, stem, 7, 2, 3, boundary=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.conv2 = _ConvBlock(stem, 2 * stem)
+        self.conv3 = _ConvBlock(2 * stem, 2 * stem)
+        self.conv4 = _ConvBlock(2 * stem, w)
         for i in range(num_stacks):
-            self.add_module(f"m{i}", _HourGlass(4, first=i == 0))
-            self.add_module(f"top_m_{i}", _ConvBlock(256, 256))
-            self.add_module(f"conv_last{i}", nn.Conv2d(256, 256, 1))
-            self.add_module(f"bn_end{i}", nn.BatchNorm2d(256))
-            self.add_module(f"l{i}", nn.Conv2d(256, num_points + 1, 1))
+            self.add_module(f"m{i}", _HourGlass(depth, first=i == 0, width=w))
+            self.add_module(f"top_m_{i}", _ConvBlock(w, w))
+            self.add_module(f"conv_last{i}", nn.Conv2d(w, w, 1))
+            self.add_module(f"bn_end{i}", nn.BatchNorm2d(w))
+            self.add_module(f"l{i}", nn.Conv2d(w, num_points + 1, 1))
             if i < num_stacks - 1:
-                self.add_module(f"bl{i}", nn.Conv2d(256, 256, 1))
-                self.add_module(f"al{i}", nn.Conv2d(num_points + 1, 256, 1))
+                self.add_module(f"bl{i}", nn.Conv2d(w, w, 1))
+                self.add_module(f"al{i}", nn.Conv2d(num_points + 1, w, 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Heatmaps of every stack, each (N, num_points + 1, H/4, W/4)."""
@@ -326,11 +332,7 @@ def load_awing(
 
     label = "<state dict>" if isinstance(source, Mapping) else str(getattr(source, "name", source))[:200]
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
-        raise WeightsMissingError(
-            f"AWing landmark weights {AWING_FILE} not found at {str(source)!r}. Download them with "
-            f"`{DOWNLOAD_HINT}` or from {AWING_URL}.",
-            [str(source)],
-        )
+        raise missing_file_error(catalog.entry(AWING_WEIGHTS_NAME), source)
     state = source if isinstance(source, Mapping) else load_state_dict_file(source, "AWing FAN")
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
@@ -370,27 +372,12 @@ class AWingAligner:
         return al
 
     def resolve_weights(self) -> Path:
-        """The checkpoint path to load.
+        """The checkpoint path to load (``weights_path``, else the weights cache).
 
         Raises:
             WeightsMissingError: the file is not there (names the file, URL and download command).
         """
-        if self.weights_path is not None:
-            if not self.weights_path.is_file():
-                raise WeightsMissingError(
-                    f"AWing landmark weights {AWING_FILE} not found at {str(self.weights_path)!r}. Download "
-                    f"them with `{DOWNLOAD_HINT}` or from {AWING_URL} (or pass weights_path=...).",
-                    [str(self.weights_path)],
-                )
-            return self.weights_path
-        from talkinghead.weights import WeightsManager
-
-        manager = WeightsManager(self.cache_dir)
-        try:
-            return Path(manager.require(AWING_WEIGHTS_NAME)[AWING_WEIGHTS_NAME])
-        except WeightsMissingError as exc:
-            raise type(exc)(f"{exc} AWing landmarks need `{DOWNLOAD_HINT}` (or {AWING_URL}).",
-                            list(exc.files)) from exc
+        return resolve(catalog.entry(AWING_WEIGHTS_NAME), self.weights_path, cache_dir=self.cache_dir)
 
     @property
     def net(self) -> AWingFAN:

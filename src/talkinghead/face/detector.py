@@ -5,9 +5,9 @@
 >>> faces[0].box, faces[0].landmarks.shape     # doctest: +SKIP
 ((x1, y1, x2, y2), (5, 2))
 
-Weights: ``weights_path`` if given, else the file registered with :mod:`talkinghead.weights`
-(``retinaface-mobilenet0.25`` -> ``detection_mobilenet0.25_Final.pth``, ``retinaface-resnet50`` ->
-``detection_Resnet50_Final.pth``). Torch is imported in :meth:`FaceDetector.load` only.
+Weights: ``weights_path`` if given, else the weights cache entry (``retinaface-mobilenet0.25`` ->
+``detection_mobilenet0.25_Final.pth``, ``retinaface-resnet50`` -> ``detection_Resnet50_Final.pth``),
+found with :func:`talkinghead.weights.resolve`. Torch is imported in :meth:`FaceDetector.load` only.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from talkinghead.errors import ImageError, ModelLoadError, WeightsMissingError
+from talkinghead.errors import ImageError, ModelLoadError
 from talkinghead.values import Face
+from talkinghead.weights import catalog, missing_file_error, resolve
 
 __all__ = ["FaceDetector", "WEIGHT_FILES", "rows_to_faces"]
 
-_RELEASE = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/"
 #: model -> (weights registry name, official file name, download URL)
 WEIGHT_FILES: dict[str, tuple[str, str, str]] = {
-    "mobilenet0.25": ("retinaface-mobilenet0.25", "detection_mobilenet0.25_Final.pth",
-                      _RELEASE + "detection_mobilenet0.25_Final.pth"),
-    "resnet50": ("retinaface-resnet50", "detection_Resnet50_Final.pth", _RELEASE + "detection_Resnet50_Final.pth"),
+    model: (name, catalog.entry(name).filename, catalog.entry(name).urls[0])
+    for model, name in (("mobilenet0.25", "retinaface-mobilenet0.25"), ("resnet50", "retinaface-resnet50"))
 }
 
 
@@ -93,38 +92,13 @@ class FaceDetector:
         return det
 
     # ------------------------------------------------------------------ weights
-    def _missing(self, where: Path | None, why: str) -> WeightsMissingError:
-        name, filename, url = WEIGHT_FILES[self.model]
-        place = str(where) if where is not None else f"<weights cache>/retinaface/{filename}"
-        return WeightsMissingError(
-            f"RetinaFace {self.model} weights {filename} not found ({why}). Download it with "
-            f"`talkinghead weights download {name}` or from {url} and put it at {place} "
-            "(or pass weights_path=...).",
-            [place],
-        )
-
     def resolve_weights(self) -> Path:
-        """The checkpoint path to load.
+        """The checkpoint path to load (``weights_path``, else the weights cache).
 
         Raises:
-            WeightsMissingError: the file is not there (names the file, URL and destination).
+            WeightsMissingError: the file is not there (names the file, URL and download command).
         """
-        if self.weights_path is not None:
-            if not self.weights_path.is_file():
-                raise self._missing(self.weights_path, "no such file")
-            return self.weights_path
-        name, filename, _ = WEIGHT_FILES[self.model]
-        try:
-            from talkinghead.weights import WeightsManager
-        except ImportError:
-            raise self._missing(None, "no weights_path given and no weights manager available") from None
-        manager = WeightsManager(self.cache_dir)
-        try:
-            return Path(manager.require(name)[name])
-        except WeightsMissingError:
-            raise
-        except Exception as exc:  # unknown registry name etc.
-            raise self._missing(None, f"{type(exc).__name__}: {exc}") from exc
+        return resolve(catalog.entry(WEIGHT_FILES[self.model][0]), self.weights_path, cache_dir=self.cache_dir)
 
     def load(self) -> None:
         """Load the network (idempotent).
@@ -140,7 +114,7 @@ class FaceDetector:
         try:
             self._net = load_retinaface(path, self.model, self.device)
         except FileNotFoundError as exc:
-            raise self._missing(path, str(exc)) from exc
+            raise missing_file_error(catalog.entry(WEIGHT_FILES[self.model][0]), path) from exc
         except ModelLoadError:
             raise
 

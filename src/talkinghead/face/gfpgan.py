@@ -32,7 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ModelLoadError, WeightsMissingError
+from ..errors import ModelLoadError
+from ..weights import catalog, missing_file_error
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ __all__ = [
     "to_uint8",
 ]
 
-GFPGAN_FILENAME = "GFPGANv1.4.pth"
-GFPGAN_URL = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth"
+GFPGAN_WEIGHTS = catalog.entry("gfpgan-v1.4")
+GFPGAN_FILENAME = GFPGAN_WEIGHTS.filename
+GFPGAN_URL = GFPGAN_WEIGHTS.urls[0]
 
 NoiseMode = Literal["stored", "seeded", "random"]
 NOISE_MODES: tuple[str, ...] = ("stored", "seeded", "random")
@@ -384,14 +386,6 @@ def to_uint8(out: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _missing_message(path: Path) -> str:
-    return (
-        f"GFPGAN weights not found at {path}. Download {GFPGAN_FILENAME} from {GFPGAN_URL} "
-        f"(about 348 MB) and place it at {path}, or pass its location with the `weights` option "
-        "of the gfpgan enhancer (`talkinghead weights download gfpgan-v1.4` puts it in the weights cache)."
-    )
-
-
 def read_gfpgan_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read the state dict out of a GFPGAN checkpoint file.
 
@@ -404,7 +398,7 @@ def read_gfpgan_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise WeightsMissingError(_missing_message(p), files=[str(p)])
+        raise missing_file_error(GFPGAN_WEIGHTS, p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except (

@@ -70,11 +70,14 @@ class _Res(nn.Module):
 class ParseNet(nn.Module):
     """ParseNet(in_size=512, out_size=512, parsing_ch=19). ``forward`` returns ``(mask_logits, image)``."""
 
-    def __init__(self, parsing_ch: int = 19, res_depth: int = 10) -> None:
+    def __init__(self, parsing_ch: int = 19, res_depth: int = 10, *, base: int = 64, min_ch: int = 32,
+                 max_ch: int = 256) -> None:
+        """``base`` channels at full resolution, doubled per down level and clipped to
+        [``min_ch``, ``max_ch``] (64, 32, 256 in the release); ``res_depth`` residual blocks (10)."""
         super().__init__()
-        clip = lambda c: max(32, min(c, 256))  # noqa: E731
-        enc: list[nn.Module] = [_Conv(3, 64)]
-        ch = 64
+        clip = lambda c: max(min_ch, min(c, max_ch))  # noqa: E731
+        enc: list[nn.Module] = [_Conv(3, base)]
+        ch = base
         for _ in range(4):
             enc.append(_Res(clip(ch), clip(ch * 2), "down"))
             ch *= 2

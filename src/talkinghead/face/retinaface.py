@@ -82,14 +82,20 @@ def _dw(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class MobileNetV1Body(nn.Module):
-    """The three kept stages of MobileNet-0.25 (the classifier is not part of the checkpoint)."""
+    """The three kept stages of MobileNet-0.25 (the classifier is not part of the checkpoint).
 
-    def __init__(self) -> None:
+    ``width`` is the stem's channels (8); the stages end with ``8 * width``, ``16 * width`` and
+    ``32 * width`` channels (64, 128, 256).
+    """
+
+    def __init__(self, width: int = 8) -> None:
         super().__init__()
-        self.stage1 = _seq(_seq(*_conv_bn(3, 8, 3, 2, 0.1)), _dw(8, 16, 1), _dw(16, 32, 2), _dw(32, 32, 1),
-                           _dw(32, 64, 2), _dw(64, 64, 1))
-        self.stage2 = _seq(_dw(64, 128, 2), *[_dw(128, 128, 1) for _ in range(5)])
-        self.stage3 = _seq(_dw(128, 256, 2), _dw(256, 256, 1))
+        w = width
+        self.stage1 = _seq(_seq(*_conv_bn(3, w, 3, 2, 0.1)), _dw(w, 2 * w, 1), _dw(2 * w, 4 * w, 2),
+                           _dw(4 * w, 4 * w, 1), _dw(4 * w, 8 * w, 2), _dw(8 * w, 8 * w, 1))
+        self.stage2 = _seq(_dw(8 * w, 16 * w, 2), *[_dw(16 * w, 16 * w, 1) for _ in range(5)])
+        self.stage3 = _seq(_dw(16 * w, 32 * w, 2), _dw(32 * w, 32 * w, 1))
+        self.out_channels = (8 * w, 16 * w, 32 * w)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         c1 = self.stage1(x)
@@ -123,21 +129,27 @@ class _Bottleneck(nn.Module):
 
 
 class ResNet50Body(nn.Module):
-    """ResNet-50 up to ``layer4`` with torchvision's module names (no avgpool/fc)."""
+    """ResNet-50 up to ``layer4`` with torchvision's module names (no avgpool/fc).
 
-    def __init__(self) -> None:
+    ``width`` is the stem's and first stage's channels (64), ``depths`` the bottlenecks per stage
+    ((3, 4, 6, 3)); the last three stages end with ``8, 16, 32 * width`` channels (512, 1024, 2048).
+    """
+
+    def __init__(self, width: int = 64, depths: Sequence[int] = (3, 4, 6, 3)) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        cin = 64
-        for i, (width, blocks, stride) in enumerate(((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)), start=1):
+        cin = width
+        stages = ((width, depths[0], 1), (2 * width, depths[1], 2), (4 * width, depths[2], 2), (8 * width, depths[3], 2))
+        for i, (planes, blocks, stride) in enumerate(stages, start=1):
             layer = []
             for b in range(blocks):
-                layer.append(_Bottleneck(cin, width, stride if b == 0 else 1))
-                cin = width * 4
+                layer.append(_Bottleneck(cin, planes, stride if b == 0 else 1))
+                cin = planes * 4
             setattr(self, f"layer{i}", _seq(*layer))
+        self.out_channels = (8 * width, 16 * width, 32 * width)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -198,15 +210,23 @@ class RetinaFace(nn.Module):
 
     Args:
         model: ``"mobilenet0.25"`` or ``"resnet50"``.
+        width: Backbone width (default: the release's, 8 for MobileNet-0.25, 64 for ResNet-50).
+        depths: ResNet-50 bottlenecks per stage (default (3, 4, 6, 3)).
+        out_channels: FPN/SSH/head channels (default: the release's, 64 or 256; a multiple of 4).
     """
 
-    def __init__(self, model: str = "mobilenet0.25") -> None:
+    def __init__(self, model: str = "mobilenet0.25", *, width: int | None = None,
+                 depths: Sequence[int] | None = None, out_channels: int | None = None) -> None:
         super().__init__()
         self.model_name = canonical_model_name(model)
         cfg = MODELS[self.model_name]
-        self.body = MobileNetV1Body() if self.model_name == "mobilenet0.25" else ResNet50Body()
-        ch, slope = cfg["out_channels"], cfg["slope"]
-        self.fpn = FPN(cfg["in_channels"], ch, slope)
+        if self.model_name == "mobilenet0.25":
+            self.body = MobileNetV1Body(width or 8)
+        else:
+            self.body = ResNet50Body(width or 64, depths or (3, 4, 6, 3))
+        ch = out_channels or cfg["out_channels"]
+        slope = cfg["slope"]
+        self.fpn = FPN(self.body.out_channels, ch, slope)
         self.ssh1, self.ssh2, self.ssh3 = SSH(ch, slope), SSH(ch, slope), SSH(ch, slope)
         self.ClassHead = nn.ModuleList(_Head(ch, 2) for _ in range(3))
         self.BboxHead = nn.ModuleList(_Head(ch, 4) for _ in range(3))

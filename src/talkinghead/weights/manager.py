@@ -1,21 +1,44 @@
-"""The weights manager: where files are, getting them, checking them."""
+"""The weights cache: where files live, getting them, checking them, and :func:`resolve`, the one
+way a backend turns a declared file into a path.
+
+Layout of the weights directory::
+
+    <weights dir>/
+        checksums.json              hashes of verified files + verified stamps (size, mtime)
+        <group>/<filename>          a complete, verified file
+        <group>/<filename>.part     an unfinished download (resumed next time)
+        .hf/<group>/                huggingface_hub's staging folder for hf:// downloads
+
+The default weights directory is ``platformdirs.user_cache_dir("talkinghead")/weights``. The
+environment variable ``TALKINGHEAD_CACHE`` (read, never written) replaces the
+``user_cache_dir("talkinghead")`` part, so weights go to ``$TALKINGHEAD_CACHE/weights``; a
+``cache_dir`` argument names the weights directory itself and wins over both.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsMissingError
+from .catalog import WeightFile, WeightRegistry, build_registry
 from .download import DownloadError, hf_download, host_of, http_download, human_url
-from .registry import WeightFile, WeightRegistry, build_registry
-from .store import CHECKSUMS_FILE, ChecksumStore, default_weights_dir, sha256_file
 
 log = logging.getLogger(__name__)
+
+CACHE_ENV = "TALKINGHEAD_CACHE"
+CHECKSUMS_FILE = "checksums.json"
+TRUST_FLAG = "--trust-unverified"
+_CHUNK = 1 << 20
 
 #: ``progress(file, bytes_done, bytes_total)``; total is None when unknown.
 FileProgress = Callable[[WeightFile, int, "int | None"], None]
@@ -25,6 +48,86 @@ OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
 
 class WeightsChecksumError(WeightsMissingError):
     """A downloaded or cached file does not have the expected size or SHA-256."""
+
+
+class WeightsUnverifiedError(WeightsMissingError):
+    """A file has no published SHA-256 and trust on first use was not accepted, so it was not
+    downloaded. Accept it with ``talkinghead weights download --trust-unverified NAME`` (or
+    ``WeightsManager(trust_unverified=True)``): the hash of that download is recorded and enforced
+    from then on."""
+
+
+# ----------------------------------------------------------------------------- the directory
+
+
+def default_weights_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The weights directory when no ``cache_dir`` is given.
+
+    Args:
+        env: Environment to read (defaults to ``os.environ``; only read).
+    """
+    env = os.environ if env is None else env
+    root = env.get(CACHE_ENV)
+    if root:
+        return Path(root).expanduser() / "weights"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("talkinghead")) / "weights"
+
+
+def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    return h.hexdigest()
+
+
+class ChecksumStore:
+    """The cache's ``checksums.json``: per file name, the SHA-256 of the last verified copy (the
+    only hash there is for a file accepted by trust on first use) and a stamp (size, mtime) of
+    the last full verification so loading does not rehash hundreds of megabytes every time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.path, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, name: str) -> dict[str, Any]:
+        entry = self.load().get(name)
+        return entry if isinstance(entry, dict) else {}
+
+    def update(self, name: str, **fields: Any) -> None:
+        """Merge ``fields`` into the entry for ``name`` and write the file atomically."""
+        with self._lock:
+            data = self.load()
+            entry = data.get(name) if isinstance(data.get(name), dict) else {}
+            entry.update(fields)
+            data[name] = entry
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".checksums.", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(data, f, indent=2, sort_keys=True)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
 
 @dataclass(frozen=True)
@@ -50,6 +153,9 @@ class FileStatus:
         return self.state == OK
 
 
+# ----------------------------------------------------------------------------- the manager
+
+
 class WeightsManager:
     """Finds, downloads and verifies weight files in one cache directory.
 
@@ -67,6 +173,10 @@ class WeightsManager:
         timeout: Connect/read timeout in seconds.
         session: A ``requests.Session`` for HTTP(S) URLs (e.g. with proxies); one per call if None.
         sleep: Sleep function used for back-off (tests pass a no-op).
+        trust_unverified: Download files that have no published SHA-256 (trust on first use: the
+            hash of the download is recorded and enforced afterwards). Off by default: such files
+            are refused with :class:`WeightsUnverifiedError`. Every built-in file has a hash; this
+            only concerns plug-in files declared with ``sha256=None``.
     """
 
     def __init__(
@@ -81,6 +191,7 @@ class WeightsManager:
         timeout: float = 30.0,
         session: Any = None,
         sleep: Callable[[float], None] | None = None,
+        trust_unverified: bool = False,
     ):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_weights_dir()
         self._registry = registry
@@ -89,6 +200,7 @@ class WeightsManager:
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.session = session
         self._sleep = sleep
+        self.trust_unverified = trust_unverified
         self.checksums = ChecksumStore(self.cache_dir / CHECKSUMS_FILE)
 
     # ------------------------------------------------------------------ lookup
@@ -118,9 +230,39 @@ class WeightsManager:
         return self.cache_dir / wf.group / wf.filename
 
     def expected_sha256(self, item: str | WeightFile) -> str | None:
-        """The published SHA-256, else the one recorded on first verified download, else None."""
+        """The published SHA-256, else the one recorded on a trusted first download, else None."""
         wf = self._file(item)
         return wf.sha256 or self.checksums.get(wf.name).get("sha256")
+
+    def resolve(
+        self,
+        item: str | WeightFile,
+        explicit: str | os.PathLike[str] | None = None,
+        *,
+        download: bool = False,
+        progress: FileProgress | None = None,
+    ) -> Path:
+        """The path of one file a backend loads: the one way weights are found.
+
+        Args:
+            item: The file (an entry of the backend's ``weights``, or its name).
+            explicit: A path the user gave instead of the cache (a backend option such as
+                ``weights_path``); used as it is when it exists.
+            download: Fetch the file into the cache when it is missing.
+            progress: Download progress, as for :meth:`download`.
+
+        Raises:
+            WeightsMissingError: the file is not there (or is damaged); the message names the
+                file, where to put it, where to fetch it and the ``talkinghead weights download``
+                command.
+        """
+        wf = self._file(item)
+        if explicit is not None:
+            path = Path(explicit).expanduser()
+            if path.is_file():
+                return path
+            raise missing_file_error(wf, path)
+        return self.require(wf, download=download, progress=progress)[wf.name]
 
     # ------------------------------------------------------------------ checking
 
@@ -150,7 +292,7 @@ class WeightsManager:
         if expected and actual != expected:
             return FileStatus(wf, path, CORRUPT, f"sha256 {actual}, expected {expected}", actual)
         self.checksums.update(wf.name, sha256=actual, size=st.st_size, verified=[st.st_size, st.st_mtime_ns])
-        detail = "sha256 matches" if expected else "no published hash; sha256 recorded now"
+        detail = "sha256 matches" if expected else "no published hash; placed by hand, sha256 recorded now"
         return FileStatus(wf, path, OK, detail, actual)
 
     def verify(self, selectors: str | Iterable[str] = "all") -> list[FileStatus]:
@@ -170,7 +312,8 @@ class WeightsManager:
 
         Each file is fetched into ``<path>.part`` (resumed if present) from its mirrors in order,
         checked (size, SHA-256), then renamed into place. A file whose mirrors all fail is
-        reported at the end; the others are still downloaded.
+        reported at the end; the others are still downloaded. A file with no known SHA-256 is
+        not downloaded unless the manager trusts unverified files (``trust_unverified``).
 
         Args:
             selectors: File, group or bundle names (or entries), or ``"all"``.
@@ -182,12 +325,15 @@ class WeightsManager:
 
         Raises:
             WeightsChecksumError: a file arrived corrupt from every mirror that delivered it.
+            WeightsUnverifiedError: a file has no published hash and trust on first use was not
+                accepted (the message names the flag that accepts it).
             WeightsMissingError: some files could not be fetched; the message says which files
                 to place where and the URLs to fetch them from on another machine.
         """
         files = self._files(selectors)
         failures: dict[str, list[str]] = {}
         bad_checksum = False
+        unverified: list[WeightFile] = []
         unreachable: set[str] = set()
         for wf in files:
             if not force:
@@ -196,6 +342,13 @@ class WeightsManager:
                     continue
                 if st.state == CORRUPT:
                     log.warning("%s is corrupt (%s); downloading it again", st.path, st.detail)
+            if self.expected_sha256(wf) is None and not self.trust_unverified:
+                unverified.append(wf)
+                failures[wf.name] = [
+                    f"not downloaded: no published SHA-256, so the download could not be verified; accept trust "
+                    f"on first use with `talkinghead weights download {TRUST_FLAG} {wf.name}`"
+                ]
+                continue
             errors, corrupt = self._fetch(wf, progress, unreachable)
             if errors:
                 failures[wf.name] = errors
@@ -203,7 +356,12 @@ class WeightsManager:
         if failures:
             failed = [wf for wf in files if wf.name in failures]
             msg = self.missing_message(failed, failures)
-            cls = WeightsChecksumError if bad_checksum else WeightsMissingError
+            if bad_checksum:
+                cls: type[WeightsMissingError] = WeightsChecksumError
+            elif len(unverified) == len(failed):
+                cls = WeightsUnverifiedError
+            else:
+                cls = WeightsMissingError
             raise cls(msg, [str(self.path(f)) for f in failed])
         return {wf.name: self.path(wf) for wf in files}
 
@@ -216,8 +374,7 @@ class WeightsManager:
     ) -> dict[str, Path]:
         """The paths of files a backend needs, checking that they are present and intact.
 
-        Backends call this in ``load()``. Files verified before (same size and mtime) are not
-        rehashed.
+        Files verified before (same size and mtime) are not rehashed.
 
         Args:
             selectors: File, group or bundle names, or entries (e.g. the backend's ``weights``).
@@ -290,9 +447,12 @@ class WeightsManager:
                 continue
             os.replace(part, final)
             st = final.stat()
-            self.checksums.update(
-                wf.name, sha256=sha, size=st.st_size, verified=[st.st_size, st.st_mtime_ns], source=url
-            )
+            fields: dict[str, Any] = {"sha256": sha, "size": st.st_size, "verified": [st.st_size, st.st_mtime_ns],
+                                      "source": url}
+            if self.expected_sha256(wf) is None:
+                fields["trusted_on_first_use"] = True
+                log.warning("%s has no published SHA-256; trusting this download and recording %s", wf.name, sha)
+            self.checksums.update(wf.name, **fields)
             log.info("downloaded %s to %s", wf.name, final)
             return [], False
         return errors, corrupt
@@ -326,18 +486,54 @@ class WeightsManager:
             "Offline? Fetch them on another machine and place each file at the path shown:",
         ]
         for wf in files:
-            lines.append(f"  {self.path(wf)}")
-            for i, url in enumerate(wf.urls):
-                lines.append(f"      {'from' if i == 0 else '  or'} {human_url(url, self.hf_endpoint)}")
-            facts = []
-            if wf.size is not None:
-                facts.append(f"{wf.size} bytes")
-            sha = self.expected_sha256(wf)
-            if sha:
-                facts.append(f"sha256 {sha}")
-            if facts:
-                lines.append("      " + ", ".join(facts))
+            lines.append(f"  {self.path(wf)}" + (f"  ({wf.description})" if wf.description else ""))
+            lines.extend(_fetch_lines(wf, self.expected_sha256(wf), self.hf_endpoint))
             for reason in reasons.get(wf.name, []):
                 lines.append(f"      failed: {reason}")
         lines.append(f"Then check them with:  talkinghead weights verify{opt} {names}")
         return "\n".join(lines)
+
+
+def _fetch_lines(wf: WeightFile, sha: str | None, hf_endpoint: str | None = None) -> list[str]:
+    lines = [f"      {'from' if i == 0 else '  or'} {human_url(url, hf_endpoint)}" for i, url in enumerate(wf.urls)]
+    facts = ([f"{wf.size} bytes"] if wf.size is not None else []) + ([f"sha256 {sha}"] if sha else [])
+    if facts:
+        lines.append("      " + ", ".join(facts))
+    return lines
+
+
+def missing_file_error(item: WeightFile, path: str | os.PathLike[str]) -> WeightsMissingError:
+    """The error for a weight file given by an explicit path that does not exist.
+
+    It names the file, the path, the command that puts the file in the weights cache, and the URLs
+    to fetch it from by hand.
+    """
+    p = Path(path)
+    what = f" ({item.description})" if item.description else ""
+    lines = [
+        f"weight file {item.filename}{what} not found at {p}.",
+        f"Download it into the weights cache with:  talkinghead weights download {item.name}",
+        f"(and stop passing {p}), or fetch it and place it at {p}:",
+        *_fetch_lines(item, item.sha256),
+    ]
+    return WeightsMissingError("\n".join(lines), [str(p)])
+
+
+def resolve(
+    item: str | WeightFile,
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+) -> Path:
+    """The path of one weight file: ``explicit`` if given, else the verified copy in the cache.
+
+    The one way backends find their weights (``WeightsManager(cache_dir).resolve(...)``).
+
+    >>> resolve(catalog.entry("gfpgan-v1.4"))                  # doctest: +SKIP
+    PosixPath('/home/me/.cache/talkinghead/weights/gfpgan/GFPGANv1.4.pth')
+
+    Raises:
+        WeightsMissingError: the file is not there; the message names the download command.
+    """
+    return WeightsManager(cache_dir).resolve(item, explicit, download=download)

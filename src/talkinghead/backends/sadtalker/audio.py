@@ -30,7 +30,6 @@ import numpy as np
 __all__ = [
     "MelConfig",
     "blink_sequence",
-    "frame_count",
     "mel_filterbank",
     "mel_spectrogram",
     "mel_windows",
@@ -60,11 +59,6 @@ class MelConfig:
 DEFAULT = MelConfig()
 
 
-def frame_count(n_samples: int, fps: float, sample_rate: int = 16000) -> int:
-    """Number of video frames upstream derives from a sample count: ``int(n / (sr/fps))``."""
-    return int(n_samples / (sample_rate / fps))
-
-
 def prepare_wav(samples: np.ndarray, fps: float, sample_rate: int = 16000) -> tuple[np.ndarray, int]:
     """Cut or zero-pad mono samples to a whole number of video frames.
 
@@ -74,7 +68,10 @@ def prepare_wav(samples: np.ndarray, fps: float, sample_rate: int = 16000) -> tu
         sample_rate: Sample rate of ``samples``.
 
     Returns:
-        ``(samples, num_frames)`` with ``len(samples) == int(num_frames * sr / fps)``.
+        ``(samples, num_frames)`` with ``len(samples) == int(num_frames * sr / fps)``; this is
+        upstream's own frame count (rounded down), which decides how many mel windows exist. The
+        animator renders :func:`talkinghead.stages.frame_count` frames and pads the audio so that
+        enough windows exist.
     """
     wav = np.asarray(samples, dtype=np.float32).reshape(-1)
     per_frame = sample_rate / fps

@@ -29,6 +29,7 @@ from ...errors import AudioError, ConfigError, MissingDependencyError, ModelLoad
 from ...stages.animator import ProgressCallback, frame_count
 from ...stages.base import BackendBase
 from ...values import Audio, FrameChunk, Portrait
+from ...weights import WeightFile, catalog
 from .bankable import SadTalkerBankSupport
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,11 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         ref_pose: (N, 70+) or (N, 6) reference coefficients whose pose changes are added.
         ref_eyeblink: (N, 64+) reference coefficients whose expression drives the eyes.
         yaw, pitch, roll: free-view degree key values, linearly interpolated over the clip.
-        weights_dir: folder with the checkpoint files (default: see ``checkpoint.default_weights_dir``).
+        weights_dir: folder with the checkpoint files (default: the weights cache, see
+            ``checkpoint.default_weights_dir``).
         checkpoint, mapping_checkpoint: explicit file paths overriding ``weights_dir``.
+        cache_dir: weights cache directory used when no folder or path is given (default: the
+            user cache).
         device: torch device string.
         bf16: run the networks under bfloat16 autocast (faster on some CPUs; not bit-equal).
         fp16: run the networks under float16 autocast (CUDA only: the GPU path; convolutions in half
@@ -99,6 +103,11 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
     name: ClassVar[str] = "sadtalker"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame", "bankable"})
+    #: Every file a configuration may load: the 256/512 bundles, both mapping nets, and the
+    #: RetinaFace ResNet-50 + AWing files of ``landmarks="awing"`` (the legacy .pth set is an
+    #: alternative to the bundle, found when present).
+    weights: ClassVar[tuple[WeightFile, ...]] = catalog.select(
+        "sadtalker-256", "sadtalker-512", "mapping-00229", "mapping-00109", "retinaface-resnet50", "awing-wflw")
 
     def __init__(self, *, size: int = 256, preprocess: str = "crop", pose_style: int = 0,
                  expression_scale: float = 1.0, still: bool = False, blink: bool = True,
@@ -110,8 +119,8 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
                  paste_mode: str = "fast", batched: bool = True, channels_last: bool = False,
                  inference_mode: bool = True, kp_once: bool = True, source_cache: bool = True,
                  weight_cache: bool = True, chunk_frames: int | None = None,
-                 landmarks: str = "auto", runtime: str = "torch", onnx_dir: str | Path | None = None,
-                 fp16: bool = False, param_runtime: str = "auto") -> None:
+                 landmarks: str = "auto", cache_dir: str | Path | None = None, runtime: str = "torch",
+                 onnx_dir: str | Path | None = None, fp16: bool = False, param_runtime: str = "auto") -> None:
         from .onnxrt import RUNTIMES
 
         if runtime not in RUNTIMES:
@@ -144,6 +153,7 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         self.ref_pose, self.ref_eyeblink = ref_pose, ref_eyeblink
         self.yaw, self.pitch, self.roll = yaw, pitch, roll
         self.weights_dir, self.checkpoint, self.mapping_checkpoint = weights_dir, checkpoint, mapping_checkpoint
+        self.cache_dir = cache_dir
         self.device, self.bf16, self.fp16, self.paste_mode = device, bf16, fp16, paste_mode
         self.batched, self.channels_last, self.inference_mode = batched, channels_last, inference_mode
         self.kp_once, self.source_cache, self.weight_cache = kp_once, source_cache, weight_cache
@@ -161,18 +171,19 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         return "full" in self.preprocess
 
     @classmethod
-    def weights_available(cls, weights_dir: str | Path | None = None, size: int = 256) -> bool:
+    def weights_available(cls, weights_dir: str | Path | None = None, size: int = 256,
+                          cache_dir: str | Path | None = None) -> bool:
         """Whether the official weight files for the default configuration are present."""
         from .checkpoint import weights_present
 
-        return weights_present(weights_dir, size=size, coeff_nc=70)
+        return weights_present(weights_dir, size=size, coeff_nc=70, cache_dir=cache_dir)
 
     def load(self) -> None:
         """Load all networks (idempotent)."""
         if self._nets is not None:
             return
         try:
-            import torch
+            import torch  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError("torch", "sadtalker", "the SadTalker animator") from exc
         if self._landmarks is None:
@@ -182,16 +193,49 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
 
         coeff_nc = 73 if self.full_mode else 70
         r = ck.load_renderer(size=self.size, coeff_nc=coeff_nc, weights_dir=self.weights_dir,
-                             checkpoint=self.checkpoint, mapping_checkpoint=self.mapping_checkpoint)
+                             checkpoint=self.checkpoint, mapping_checkpoint=self.mapping_checkpoint,
+                             cache_dir=self.cache_dir)
         coeff = ck.load_coefficient_nets(size=self.size, weights_dir=self.weights_dir,
-                                         checkpoint=self.checkpoint)
+                                         checkpoint=self.checkpoint, cache_dir=self.cache_dir)
+        self._install({"kp": r.kp_detector, "gen": r.generator, "mapping": r.mapping, **coeff})
+
+    @classmethod
+    def from_networks(cls, nets: dict[str, Any], **config: Any) -> SadTalkerAnimator:
+        """An animator around already-built networks (tests with the tiny networks of
+        :func:`talkinghead.testing.nets.tiny_sadtalker`, converted or shared weights).
+
+        Args:
+            nets: ``kp`` (KPDetector), ``gen`` (generator), ``mapping`` (MappingNet with 70 inputs,
+                or 73 for the ``full``/``extfull`` modes), ``exp`` (ExpNet), ``pose`` (PoseVAE),
+                ``recon`` (ReconNet), in eval mode.
+            **config: The usual keyword configuration.
+
+        Raises:
+            ConfigError: a network is missing, or the mapping net does not fit ``preprocess``.
+        """
+        anim = cls(**config)
+        missing = sorted({"kp", "gen", "mapping", "exp", "pose", "recon"} - set(nets))
+        if missing:
+            raise ConfigError(f"sadtalker: from_networks needs the networks {missing}")
+        want = 73 if anim.full_mode else 70
+        got = getattr(nets["mapping"], "coeff_nc", want)
+        if got != want:
+            raise ConfigError(f"sadtalker: preprocess={anim.preprocess!r} needs a MappingNet with {want} inputs, "
+                              f"got {got}")
+        anim._landmarks = anim._make_landmarks()  # as load() does: missing landmark models fail here
+        anim._install(dict(nets))
+        return anim
+
+    def _install(self, nets: dict[str, Any]) -> None:
+        """Put the networks on the device and apply the weight-cache / channels-last switches."""
+        import torch
+
         dev = torch.device(self.device)
-        nets = {"kp": r.kp_detector, "gen": r.generator, "mapping": r.mapping, **coeff}
-        for k, m in nets.items():
-            nets[k] = m.to(dev)
-        r.generator.decoder.set_weight_cache(self.weight_cache)
+        nets = {k: m.to(dev) for k, m in nets.items()}
+        gen = nets["gen"]
+        gen.decoder.set_weight_cache(self.weight_cache)
         if self.channels_last:  # only the 2-D convolutions (the generator also has 3-D ones)
-            for m in r.generator.modules():
+            for m in gen.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
         self._use_runtime(nets)
@@ -232,9 +276,9 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         det_file = here / "detection_Resnet50_Final.pth" if here is not None else None
         aw_file = here / AWING_FILE if here is not None else None
         src = AWingLandmarks(
-            detector=FaceDetector(model="resnet50", conf=0.97, device=self.device,
+            detector=FaceDetector(model="resnet50", conf=0.97, device=self.device, cache_dir=self.cache_dir,
                                   weights_path=det_file if det_file is not None and det_file.is_file() else None),
-            aligner=AWingAligner(device=self.device,
+            aligner=AWingAligner(device=self.device, cache_dir=self.cache_dir,
                                  weights_path=aw_file if aw_file is not None and aw_file.is_file() else None))
         src.load()
         return src
@@ -313,7 +357,7 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         from .audio import blink_sequence, mel_windows
         from .coeffnets import generate_coefficients
 
-        samples = _to_16k(audio)
+        samples = audio.resample(16000).samples
         if len(samples) < 16000 / fps:
             raise AudioError(f"The audio is {audio.duration:.3f} s long, shorter than one video frame at "
                              f"{fps} fps; give at least {1 / fps:.3f} s of speech.")
@@ -425,18 +469,6 @@ def _mapping_out(out: Any) -> tuple[Any, Any, Any, Any, Any]:
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """skimage ``img_as_ubyte`` for [0, 1] floats: x * 255, rounded."""
     return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
-
-
-def _to_16k(audio: Audio) -> np.ndarray:
-    samples = np.asarray(audio.samples, np.float32).reshape(-1)
-    if audio.sample_rate == 16000:
-        return samples
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(int(audio.sample_rate), 16000)
-    return resample_poly(samples, 16000 // g, int(audio.sample_rate) // g).astype(np.float32)
 
 
 __all__ = ["SadTalkerAnimator", "SadTalkerPrepared", "ModelLoadError"]

@@ -4,7 +4,10 @@ Only ``safetensors`` and ``torch.load(weights_only=True)`` are used to read file
 from a checkpoint ever runs. Loading is strict: every expected tensor must be present with the
 expected shape (a missing ``num_batches_tracked`` is tolerated, as torch does for old files).
 
-Files (reference §8), looked up in ``weights_dir``:
+Files (reference §8). Each is found with :func:`talkinghead.weights.resolve`: an explicit path
+(``checkpoint`` / ``mapping_checkpoint``), else ``weights_dir/<file>`` when a folder is given, else
+the verified copy in the weights cache (``<weights dir>/sadtalker/`` and, for the legacy set,
+``<weights dir>/sadtalker-legacy/``):
 
 - ``SadTalker_V0.0.2_256.safetensors`` / ``SadTalker_V0.0.2_512.safetensors``: ``kp_extractor.``,
   ``generator.``, ``audio2exp.``, ``audio2pose.``, ``face_3drecon.`` tensors.
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ModelLoadError, WeightsMissingError
+from ...weights import WeightFile, WeightsManager, catalog, missing_file_error, resolve
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +41,52 @@ LEGACY_AUDIO2EXP = "auido2exp_00300-model.pth"
 LEGACY_AUDIO2POSE = "auido2pose_00140-model.pth"
 LEGACY_RECON = "epoch_20.pth"
 
+#: catalogue entry of each official file name
+_ENTRIES = {BUNDLE[256]: "sadtalker-256", BUNDLE[512]: "sadtalker-512", MAPPING[70]: "mapping-00229",
+            MAPPING[73]: "mapping-00109", LEGACY_RENDERER: "sadtalker-legacy-facevid2vid",
+            LEGACY_AUDIO2EXP: "sadtalker-legacy-audio2exp", LEGACY_AUDIO2POSE: "sadtalker-legacy-audio2pose",
+            LEGACY_RECON: "sadtalker-legacy-recon"}
+
 FIX = ("Run `talkinghead weights download sadtalker`, or download the SadTalker v0.0.2-rc release "
        "files (GitHub OpenTalker/SadTalker releases, or Hugging Face vinthony/SadTalker-V002rc) and "
        "place them in {dir} (or pass weights_dir=... / the explicit checkpoint paths).")
 
 
-def default_weights_dir() -> Path:
-    """Where SadTalker weights are looked for by default: ``<weights dir>/sadtalker``.
+def weight_file(filename: str) -> WeightFile:
+    """The catalogue entry of an official SadTalker file name."""
+    return catalog.entry(_ENTRIES[filename])
+
+
+def default_weights_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where the SadTalker files are kept in the weights cache: ``<weights dir>/sadtalker``.
 
     The weights dir is :func:`talkinghead.weights.default_weights_dir` (``$TALKINGHEAD_CACHE/weights``
     when that variable is set, else ``platformdirs.user_cache_dir("talkinghead")/weights``), the
-    folder ``talkinghead weights download sadtalker`` writes to.
+    folder ``talkinghead weights download sadtalker`` writes to. The legacy set lives beside it in
+    ``sadtalker-legacy``.
     """
-    try:
-        from ...weights.store import default_weights_dir as _root
-    except ImportError:  # pragma: no cover - the weights manager is part of the package
-        import platformdirs
+    return WeightsManager(cache_dir).path(weight_file(BUNDLE[256])).parent
 
-        return Path(platformdirs.user_cache_dir("talkinghead")) / "weights" / "sadtalker"
-    return _root() / "sadtalker"
+
+def locate(filename: str, weights_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
+    """Where an official file is looked for (not checked): ``weights_dir/filename`` when a folder
+    is given, else its place in the weights cache."""
+    if weights_dir is not None:
+        return Path(weights_dir) / filename
+    return WeightsManager(cache_dir).path(weight_file(filename))
+
+
+def resolve_file(filename: str, weights_dir: str | Path | None = None, explicit: str | Path | None = None,
+                 cache_dir: str | Path | None = None) -> Path:
+    """The path to load for an official file: ``explicit``, else ``weights_dir/filename``, else the
+    verified copy in the weights cache (:func:`talkinghead.weights.resolve`).
+
+    Raises:
+        WeightsMissingError: the file is not there; the message names the download command.
+    """
+    if explicit is None and weights_dir is not None:
+        explicit = Path(weights_dir) / filename
+    return resolve(weight_file(filename), explicit, cache_dir=cache_dir)
 
 
 def read_state(path: str | Path) -> dict[str, Any]:
@@ -73,6 +104,8 @@ def read_state(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
+        if path.name in _ENTRIES:
+            raise missing_file_error(weight_file(path.name), path)
         raise WeightsMissingError(
             f"SadTalker weight file {path.name} not found at {path}. " + FIX.format(dir=path.parent),
             files=[str(path)])
@@ -191,17 +224,18 @@ def build_mapping(coeff_nc: int) -> Any:
 
 def load_renderer(*, size: int = 256, coeff_nc: int = 70, weights_dir: str | Path | None = None,
                   checkpoint: str | Path | None = None, mapping_checkpoint: str | Path | None = None,
-                  legacy: bool | None = None) -> RendererNets:
+                  legacy: bool | None = None, cache_dir: str | Path | None = None) -> RendererNets:
     """Load KPDetector, generator and MappingNet.
 
     Args:
         size: 256 or 512 (which bundle; the architecture is the same).
         coeff_nc: 70 (crop/extcrop/resize: mapping_00229) or 73 (full modes: mapping_00109).
-        weights_dir: folder with the files; :func:`default_weights_dir` if None.
+        weights_dir: folder with the files; None: the weights cache.
         checkpoint: explicit renderer file (.safetensors bundle or legacy facevid2vid .pth.tar).
         mapping_checkpoint: explicit mapping file.
         legacy: force (True) or forbid (False) the legacy .pth set; None = bundle if present,
             else the legacy file (256 only).
+        cache_dir: weights cache directory when ``weights_dir`` is None (None: the default cache).
 
     Raises:
         WeightsMissingError, ModelLoadError: see :func:`read_state` / :func:`check_state`.
@@ -209,8 +243,7 @@ def load_renderer(*, size: int = 256, coeff_nc: int = 70, weights_dir: str | Pat
     from .generator import OcclusionAwareSPADEGenerator
     from .kp_detector import KPDetector
 
-    wdir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    path = Path(checkpoint) if checkpoint is not None else renderer_path(wdir, size, legacy)
+    path = _renderer(size, weights_dir, checkpoint, legacy, cache_dir)
     state = read_state(path)
     kp, gen = KPDetector(), OcclusionAwareSPADEGenerator()
     if path.suffix == ".safetensors":
@@ -221,20 +254,30 @@ def load_renderer(*, size: int = 256, coeff_nc: int = 70, weights_dir: str | Pat
         load_into(gen, section(state, "generator", path), what="generator", path=path)
         _verify_and_drop_he_estimator(state, path)
     del state
-    mpath = Path(mapping_checkpoint) if mapping_checkpoint is not None else wdir / MAPPING[coeff_nc]
+    mpath = resolve_file(MAPPING[coeff_nc], weights_dir, mapping_checkpoint, cache_dir)
     mapping = load_into(build_mapping(coeff_nc), section(read_state(mpath), "mapping", mpath),
                         what=f"mapping (coeff_nc={coeff_nc})", path=mpath)
     return RendererNets(kp, gen, mapping, (str(path), str(mpath)))
 
 
-def renderer_path(wdir: Path, size: int, legacy: bool | None) -> Path:
-    """Which renderer file to use in ``wdir`` (see :func:`load_renderer`)."""
-    bundle = wdir / BUNDLE[size]
-    old = wdir / LEGACY_RENDERER
+def _renderer(size: int, weights_dir: str | Path | None, checkpoint: str | Path | None, legacy: bool | None,
+              cache_dir: str | Path | None) -> Path:
+    """The renderer file to load (bundle or legacy), resolved."""
+    if checkpoint is not None:
+        name = BUNDLE[size] if Path(checkpoint).suffix == ".safetensors" else LEGACY_RENDERER
+    else:
+        name = renderer_path(weights_dir, size, legacy, cache_dir).name
+    return resolve_file(name, weights_dir, checkpoint, cache_dir)
+
+
+def renderer_path(wdir: str | Path | None, size: int, legacy: bool | None, cache_dir: str | Path | None = None) -> Path:
+    """Which renderer file to use (see :func:`load_renderer`): in ``wdir``, or in the cache if None."""
+    bundle = locate(BUNDLE[size], wdir, cache_dir)
+    old = locate(LEGACY_RENDERER, wdir, cache_dir)
     if legacy is True:
         if size != 256:
             raise WeightsMissingError("The legacy SadTalker .pth set has only the 256 renderer; use "
-                                      f"size=256 or the {BUNDLE[512]} bundle. " + FIX.format(dir=wdir),
+                                      f"size=256 or the {BUNDLE[512]} bundle. " + FIX.format(dir=bundle.parent),
                                       files=[str(bundle)])
         return old
     if legacy is None and not bundle.is_file() and size == 256 and old.is_file():
@@ -247,19 +290,22 @@ def required_files(size: int = 256, coeff_nc: int = 70) -> tuple[str, ...]:
     return BUNDLE[size], MAPPING[coeff_nc]
 
 
-def weights_present(weights_dir: str | Path | None = None, size: int = 256, coeff_nc: int = 70) -> bool:
-    """True when the files of one configuration exist (bundle, or the full legacy set at 256)."""
-    wdir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    if not (wdir / MAPPING[coeff_nc]).is_file():
+def weights_present(weights_dir: str | Path | None = None, size: int = 256, coeff_nc: int = 70,
+                    cache_dir: str | Path | None = None) -> bool:
+    """True when the files of one configuration exist (bundle, or the full legacy set at 256).
+
+    Only presence is checked (cheap); loading verifies the files."""
+    if not locate(MAPPING[coeff_nc], weights_dir, cache_dir).is_file():
         return False
-    if (wdir / BUNDLE[size]).is_file():
+    if locate(BUNDLE[size], weights_dir, cache_dir).is_file():
         return True
-    return size == 256 and all((wdir / f).is_file() for f in
+    return size == 256 and all(locate(f, weights_dir, cache_dir).is_file() for f in
                                (LEGACY_RENDERER, LEGACY_AUDIO2EXP, LEGACY_AUDIO2POSE, LEGACY_RECON))
 
 
 def load_coefficient_nets(*, size: int = 256, weights_dir: str | Path | None = None,
-                          checkpoint: str | Path | None = None, legacy: bool | None = None) -> dict[str, Any]:
+                          checkpoint: str | Path | None = None, legacy: bool | None = None,
+                          cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Load ExpNet, PoseVAE and ReconNet from the bundle (or the legacy .pth files).
 
     Returns:
@@ -271,8 +317,7 @@ def load_coefficient_nets(*, size: int = 256, weights_dir: str | Path | None = N
     from .coeffnets import load_exp_net, load_pose_vae
     from .recon import load_recon_net
 
-    wdir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    path = Path(checkpoint) if checkpoint is not None else renderer_path(wdir, size, legacy)
+    path = _renderer(size, weights_dir, checkpoint, legacy, cache_dir)
 
     def wrap(fn: Any, state: Mapping[str, Any], p: Path, what: str) -> Any:
         try:
@@ -292,6 +337,6 @@ def load_coefficient_nets(*, size: int = 256, weights_dir: str | Path | None = N
     for key, name, sec, fn in (("exp", LEGACY_AUDIO2EXP, "model", load_exp_net),
                                ("pose", LEGACY_AUDIO2POSE, "model", load_pose_vae),
                                ("recon", LEGACY_RECON, "net_recon", load_recon_net)):
-        p = wdir / name
+        p = resolve_file(name, weights_dir, None, cache_dir)
         out[key] = wrap(fn, section(read_state(p), sec, p), p, key)
     return out

@@ -63,32 +63,39 @@ class ConvBNReLU(nn.Module):
         return self.act(out)
 
 
-def _wav2lip_audio_stack() -> nn.Sequential:
+def _wav2lip_audio_stack(width: int = 32) -> nn.Sequential:
+    """Wav2Lip's audio encoder; ``width`` is the first block's channels (32), doubled four times
+    (output ``16 * width`` = 512 channels)."""
+    a, b, c, d, e = width, 2 * width, 4 * width, 8 * width, 16 * width
     spec = [
-        (1, 32, 3, 1, 1, False),
-        (32, 32, 3, 1, 1, True),
-        (32, 32, 3, 1, 1, True),
-        (32, 64, 3, (3, 1), 1, False),
-        (64, 64, 3, 1, 1, True),
-        (64, 64, 3, 1, 1, True),
-        (64, 128, 3, 3, 1, False),
-        (128, 128, 3, 1, 1, True),
-        (128, 128, 3, 1, 1, True),
-        (128, 256, 3, (3, 2), 1, False),
-        (256, 256, 3, 1, 1, True),
-        (256, 512, 3, 1, 0, False),
-        (512, 512, 1, 1, 0, False),
+        (1, a, 3, 1, 1, False),
+        (a, a, 3, 1, 1, True),
+        (a, a, 3, 1, 1, True),
+        (a, b, 3, (3, 1), 1, False),
+        (b, b, 3, 1, 1, True),
+        (b, b, 3, 1, 1, True),
+        (b, c, 3, 3, 1, False),
+        (c, c, 3, 1, 1, True),
+        (c, c, 3, 1, 1, True),
+        (c, d, 3, (3, 2), 1, False),
+        (d, d, 3, 1, 1, True),
+        (d, e, 3, 1, 0, False),
+        (e, e, 1, 1, 0, False),
     ]
     return nn.Sequential(*[ConvBNReLU(*s) for s in spec])
 
 
 class ExpNet(nn.Module):
-    """Audio -> 64 expression coefficients (upstream SimpleWrapperV2)."""
+    """Audio -> 64 expression coefficients (upstream SimpleWrapperV2).
 
-    def __init__(self) -> None:
+    Args:
+        width: audio encoder width (32; the embedding has ``16 * width`` = 512 channels).
+    """
+
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
-        self.audio_encoder = _wav2lip_audio_stack()
-        self.mapping1 = nn.Linear(512 + 64 + 1, 64)
+        self.audio_encoder = _wav2lip_audio_stack(width)
+        self.mapping1 = nn.Linear(16 * width + 64 + 1, 64)
 
     def forward(self, mel: torch.Tensor, ref_exp: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
         """Args: mel (N,1,80,16), ref_exp (N,64), ratio (N,1). Returns (N,64)."""
@@ -121,9 +128,9 @@ class ExpNet(nn.Module):
 class AudioEncoder(nn.Module):
     """Wav2Lip-style audio encoder of the pose net; keys ``audio_encoder.*``."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
-        self.audio_encoder = _wav2lip_audio_stack()
+        self.audio_encoder = _wav2lip_audio_stack(width)
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         """(B, S, 1, 80, 16) -> (B, S, 512)."""
@@ -194,17 +201,18 @@ class ResUnet(nn.Module):
 class PoseDecoder(nn.Module):
     """CVAE decoder: (ref pose, z + class bias, audio) -> 32 frames of pose motion."""
 
-    def __init__(self, latent: int = LATENT, seq_len: int = SEQ_LEN, num_classes: int = NUM_POSE_STYLES) -> None:
+    def __init__(self, latent: int = LATENT, seq_len: int = SEQ_LEN, num_classes: int = NUM_POSE_STYLES, *,
+                 audio_dim: int = 512, unet_filters: Sequence[int] = (32, 64, 128, 256)) -> None:
         super().__init__()
         self.seq_len = seq_len
-        self.resunet = ResUnet()
+        self.resunet = ResUnet(filters=unet_filters)
         self.MLP = nn.Sequential()
         self.MLP.add_module("L0", nn.Linear(latent + seq_len * 6 + 6, 128))
         self.MLP.add_module("A0", nn.ReLU())
         self.MLP.add_module("L1", nn.Linear(128, 192))
         self.MLP.add_module("sigmoid", nn.Sigmoid())
         self.pose_linear = nn.Linear(6, 6)
-        self.linear_audio = nn.Linear(512, 6)
+        self.linear_audio = nn.Linear(audio_dim, 6)
         self.classbias = nn.Parameter(torch.zeros(num_classes, latent))
 
     def forward(self, ref: torch.Tensor, z: torch.Tensor, style: torch.Tensor, audio_emb: torch.Tensor) -> torch.Tensor:
@@ -217,18 +225,23 @@ class PoseDecoder(nn.Module):
 
 
 class _Generator(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, **decoder: object) -> None:
         super().__init__()
-        self.decoder = PoseDecoder()
+        self.decoder = PoseDecoder(**decoder)  # type: ignore[arg-type]
 
 
 class PoseVAE(nn.Module):
-    """Inference part of upstream Audio2Pose (audio encoder + CVAE decoder)."""
+    """Inference part of upstream Audio2Pose (audio encoder + CVAE decoder).
 
-    def __init__(self) -> None:
+    Args:
+        width: audio encoder width (32).
+        unet_filters: channels of the decoder's residual U-Net ((32, 64, 128, 256)).
+    """
+
+    def __init__(self, width: int = 32, unet_filters: Sequence[int] = (32, 64, 128, 256)) -> None:
         super().__init__()
-        self.audio_encoder = AudioEncoder()
-        self.netG = _Generator()
+        self.audio_encoder = AudioEncoder(width)
+        self.netG = _Generator(audio_dim=16 * width, unet_filters=tuple(unet_filters))
 
     @torch.inference_mode()
     def predict(

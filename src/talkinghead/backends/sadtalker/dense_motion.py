@@ -71,17 +71,19 @@ class DenseMotionNetwork(nn.Module):
         reshape_depth: depth of the feature volume (16).
         compress: channels after the 1x1x1 compression (4).
         estimate_occlusion_map: build the occlusion head (True in SadTalker).
+        head_kernel: kernel size of the mask (3D) and occlusion (2D) heads (7).
     """
 
     def __init__(self, *, num_kp: int = 15, feature_channel: int = 32, block_expansion: int = 32,
                  num_blocks: int = 5, max_features: int = 1024, reshape_depth: int = 16,
-                 compress: int = 4, estimate_occlusion_map: bool = True) -> None:
+                 compress: int = 4, estimate_occlusion_map: bool = True, head_kernel: int = 7) -> None:
         super().__init__()
         self.hourglass = Hourglass3d(block_expansion, (num_kp + 1) * (compress + 1), num_blocks, max_features)
-        self.mask = nn.Conv3d(self.hourglass.out_filters, num_kp + 1, kernel_size=7, padding=3)
+        pad = head_kernel // 2
+        self.mask = nn.Conv3d(self.hourglass.out_filters, num_kp + 1, kernel_size=head_kernel, padding=pad)
         self.compress = nn.Conv3d(feature_channel, compress, kernel_size=1)
         self.norm = nn.BatchNorm3d(compress)
-        self.occlusion = (nn.Conv2d(self.hourglass.out_filters * reshape_depth, 1, kernel_size=7, padding=3)
+        self.occlusion = (nn.Conv2d(self.hourglass.out_filters * reshape_depth, 1, kernel_size=head_kernel, padding=pad)
                           if estimate_occlusion_map else None)
         self.num_kp = num_kp
 

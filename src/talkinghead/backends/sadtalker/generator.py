@@ -35,14 +35,17 @@ class OcclusionAwareSPADEGenerator(nn.Module):
         reshape_channel, reshape_depth: 3D volume shape (32, 16).
         num_resblocks: 3D residual blocks (6).
         dense_motion: keyword arguments of :class:`DenseMotionNetwork`.
+        decoder: keyword arguments of :class:`SPADEDecoder` (its input and segmentation channels
+            are this network's output features, ``block_expansion * 2 ** num_down_blocks``).
     """
 
     def __init__(self, *, image_channel: int = 3, feature_channel: int = 32, num_kp: int = 15,
                  block_expansion: int = 64, max_features: int = 512, num_down_blocks: int = 2,
                  reshape_channel: int = 32, reshape_depth: int = 16, num_resblocks: int = 6,
-                 estimate_occlusion_map: bool = True, dense_motion: dict | None = None) -> None:
+                 estimate_occlusion_map: bool = True, dense_motion: dict | None = None,
+                 decoder: dict | None = None) -> None:
         super().__init__()
-        dm = dict(block_expansion=32, max_features=1024, num_blocks=5, reshape_depth=16, compress=4)
+        dm = dict(block_expansion=32, max_features=1024, num_blocks=5, reshape_depth=reshape_depth, compress=4)
         dm.update(dense_motion or {})
         self.dense_motion_network = DenseMotionNetwork(num_kp=num_kp, feature_channel=feature_channel,
                                                        estimate_occlusion_map=estimate_occlusion_map, **dm)
@@ -59,7 +62,7 @@ class OcclusionAwareSPADEGenerator(nn.Module):
         out_features = block_expansion * 2 ** num_down_blocks
         self.third = SameBlock2d(max_features, out_features, lrelu=True)
         self.fourth = nn.Conv2d(out_features, out_features, 1)
-        self.decoder = SPADEDecoder()
+        self.decoder = SPADEDecoder(**{"ic": out_features, "label_nc": out_features, **(decoder or {})})
 
     def encode_source(self, source: torch.Tensor) -> SourceFeatures:
         """The keypoint-independent part for (B, 3, S, S) source images in [0, 1]."""

@@ -1,13 +1,13 @@
-"""SadTalker MappingNet, keypoint transform and face-render input preparation.
+"""SadTalker MappingNet and face-render input preparation.
 
 - :class:`MappingNet`: 27-frame coefficient window -> head-pose bins (yaw, pitch,
   roll; 66 each), translation (3) and 15x3 expression offsets. ``coeff_nc`` is 70
   (``mapping_00229-model.pth.tar['mapping']``) or 73 (``mapping_00109``, full modes).
-- :func:`keypoint_transformation`: bins -> degrees (softmax . idx * 3 - 99), radians
-  with 3.14 (upstream's constant, not pi), R = pitch(x) . yaw(y) . roll(z),
-  kp = R kp_canonical + t + exp with t[:, 0] and t[:, 2] zeroed.
 - :func:`render_inputs`: the per-frame MappingNet inputs (upstream
   ``get_facerender_data``) without any batching, plus free-view angle sequences.
+
+The keypoint transform that turns MappingNet's output into driving keypoints lives in
+:mod:`.keypoints`.
 
 Torch is imported at module top: import this module only where torch is wanted.
 """
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelLoadError
@@ -29,11 +28,8 @@ __all__ = [
     "MappingNet",
     "RenderInputs",
     "camera_sequence",
-    "headpose_to_degree",
-    "keypoint_transformation",
     "load_mapping_net",
     "render_inputs",
-    "rotation_matrix",
 ]
 
 SEMANTIC_RADIUS = 13  # window = 2*13+1 = 27 frames
@@ -92,55 +88,6 @@ def load_mapping_net(state: Mapping[str, object], device: str | torch.device = "
     except RuntimeError as exc:
         raise ModelLoadError(f"mapping checkpoint does not fit MappingNet({coeff_nc}): {exc}") from exc
     return model.to(device).eval()
-
-
-def headpose_to_degree(pred: torch.Tensor) -> torch.Tensor:
-    """(B, 66) bin logits -> (B,) degrees: sum(softmax * idx) * 3 - 99."""
-    idx = torch.arange(pred.shape[1], dtype=pred.dtype, device=pred.device)
-    return torch.sum(F.softmax(pred, dim=1) * idx, 1) * 3 - 99
-
-
-def rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
-    """(B,) degrees -> (B, 3, 3) = Pitch(x) . Yaw(y) . Roll(z), with upstream's 3.14."""
-    y = (yaw / 180 * 3.14)[:, None]
-    p = (pitch / 180 * 3.14)[:, None]
-    r = (roll / 180 * 3.14)[:, None]
-    one, zero = torch.ones_like(p), torch.zeros_like(p)
-    pm = torch.cat([one, zero, zero, zero, torch.cos(p), -torch.sin(p), zero, torch.sin(p), torch.cos(p)], 1)
-    ym = torch.cat([torch.cos(y), zero, torch.sin(y), zero, one, zero, -torch.sin(y), zero, torch.cos(y)], 1)
-    rm = torch.cat([torch.cos(r), -torch.sin(r), zero, torch.sin(r), torch.cos(r), zero, zero, zero, one], 1)
-    return torch.einsum("bij,bjk,bkm->bim", pm.view(-1, 3, 3), ym.view(-1, 3, 3), rm.view(-1, 3, 3))
-
-
-def keypoint_transformation(
-    kp_canonical: torch.Tensor,
-    he: Mapping[str, torch.Tensor],
-    *,
-    yaw: torch.Tensor | None = None,
-    pitch: torch.Tensor | None = None,
-    roll: torch.Tensor | None = None,
-    wo_exp: bool = False,
-) -> torch.Tensor:
-    """Canonical keypoints (B, K, 3) + MappingNet output -> posed keypoints (B, K, 3).
-
-    Args:
-        kp_canonical: (B, K, 3) from the keypoint detector.
-        he: MappingNet output (``yaw``, ``pitch``, ``roll`` logits, ``t``, ``exp``);
-            not modified (upstream zeroes ``t`` in place; here a copy is zeroed).
-        yaw, pitch, roll: Optional (B,) degrees overriding the predicted angles
-            (free view).
-        wo_exp: Drop the expression offsets.
-    """
-    y = headpose_to_degree(he["yaw"]) if yaw is None else yaw.to(kp_canonical)
-    p = headpose_to_degree(he["pitch"]) if pitch is None else pitch.to(kp_canonical)
-    r = headpose_to_degree(he["roll"]) if roll is None else roll.to(kp_canonical)
-    rot = rotation_matrix(y, p, r)
-    t = he["t"].clone()
-    t[:, 0] = 0
-    t[:, 2] = 0
-    exp = he["exp"] * 0 if wo_exp else he["exp"]
-    kp = torch.einsum("bmp,bkp->bkm", rot, kp_canonical)
-    return kp + t[:, None, :] + exp.reshape(exp.shape[0], -1, 3)
 
 
 # ---------------------------------------------------------------- input preparation

@@ -80,19 +80,25 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50Trunk(nn.Module):
-    """ResNet-50 up to global average pooling: (B,3,H,W) -> (B,2048,1,1)."""
+    """ResNet-50 up to global average pooling: (B,3,H,W) -> (B,32*width,1,1) (2048 channels).
 
-    def __init__(self, layers: tuple[int, int, int, int] = (3, 4, 6, 3)) -> None:
+    Args:
+        layers: bottleneck blocks per stage ((3, 4, 6, 3)).
+        width: channels of the stem and of the first stage's bottlenecks (64).
+    """
+
+    def __init__(self, layers: tuple[int, int, int, int] = (3, 4, 6, 3), width: int = 64) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self._inplanes = 64
-        self.layer1 = self._make_layer(64, layers[0], 1)
-        self.layer2 = self._make_layer(128, layers[1], 2)
-        self.layer3 = self._make_layer(256, layers[2], 2)
-        self.layer4 = self._make_layer(512, layers[3], 2)
+        self._inplanes = width
+        self.layer1 = self._make_layer(width, layers[0], 1)
+        self.layer2 = self._make_layer(2 * width, layers[1], 2)
+        self.layer3 = self._make_layer(4 * width, layers[2], 2)
+        self.layer4 = self._make_layer(8 * width, layers[3], 2)
+        self.out_channels = 32 * width
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
@@ -113,12 +119,16 @@ class ResNet50Trunk(nn.Module):
 
 
 class ReconNet(nn.Module):
-    """Deep3DFaceRecon coefficient regressor: (B,3,224,224) in [0,1] -> (B,257)."""
+    """Deep3DFaceRecon coefficient regressor: (B,3,224,224) in [0,1] -> (B,257).
 
-    def __init__(self) -> None:
+    Args:
+        layers, width: ResNet-50 trunk shape (see :class:`ResNet50Trunk`).
+    """
+
+    def __init__(self, layers: tuple[int, int, int, int] = (3, 4, 6, 3), width: int = 64) -> None:
         super().__init__()
-        self.backbone = ResNet50Trunk()
-        self.final_layers = nn.ModuleList([nn.Conv2d(2048, n, 1, bias=True) for n in _HEADS])
+        self.backbone = ResNet50Trunk(layers, width)
+        self.final_layers = nn.ModuleList([nn.Conv2d(self.backbone.out_channels, n, 1, bias=True) for n in _HEADS])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.backbone(x)

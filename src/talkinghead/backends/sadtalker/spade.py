@@ -77,7 +77,7 @@ class SPADE(nn.Module):
 class SPADEResnetBlock(nn.Module):
     """Two SPADE-conv stages with a (learned when fin != fout) shortcut; LeakyReLU 0.2."""
 
-    def __init__(self, fin: int, fout: int, label_nc: int) -> None:
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int = 128) -> None:
         super().__init__()
         self.learned_shortcut = fin != fout
         fmid = min(fin, fout)
@@ -85,10 +85,10 @@ class SPADEResnetBlock(nn.Module):
         self.conv_1 = SNConv2d(fmid, fout, 3, padding=1)
         if self.learned_shortcut:
             self.conv_s = SNConv2d(fin, fout, 1, bias=False)
-        self.norm_0 = SPADE(fin, label_nc)
-        self.norm_1 = SPADE(fmid, label_nc)
+        self.norm_0 = SPADE(fin, label_nc, hidden)
+        self.norm_1 = SPADE(fmid, label_nc, hidden)
         if self.learned_shortcut:
-            self.norm_s = SPADE(fin, label_nc)
+            self.norm_s = SPADE(fin, label_nc, hidden)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
@@ -98,15 +98,23 @@ class SPADEResnetBlock(nn.Module):
 
 
 class SPADEDecoder(nn.Module):
-    """256-channel 64x64 feature -> (B, 3, 4*64, 4*64) image in [0, 1]."""
+    """256-channel 64x64 feature -> (B, 3, 4*64, 4*64) image in [0, 1].
 
-    def __init__(self, ic: int = 256, oc: int = 64, label_nc: int = 256) -> None:
+    Args:
+        ic, oc, label_nc: input, last-block and segmentation channels (256, 64, 256).
+        hidden: SPADE hidden channels (128).
+        num_middle: SPADE residual blocks at the input resolution (6).
+    """
+
+    def __init__(self, ic: int = 256, oc: int = 64, label_nc: int = 256, *, hidden: int = 128,
+                 num_middle: int = 6) -> None:
         super().__init__()
+        self.num_middle = num_middle
         self.fc = nn.Conv2d(ic, 2 * ic, 3, padding=1)
-        for i in range(6):
-            self.add_module(f"G_middle_{i}", SPADEResnetBlock(2 * ic, 2 * ic, label_nc))
-        self.up_0 = SPADEResnetBlock(2 * ic, ic, label_nc)
-        self.up_1 = SPADEResnetBlock(ic, oc, label_nc)
+        for i in range(num_middle):
+            self.add_module(f"G_middle_{i}", SPADEResnetBlock(2 * ic, 2 * ic, label_nc, hidden))
+        self.up_0 = SPADEResnetBlock(2 * ic, ic, label_nc, hidden)
+        self.up_1 = SPADEResnetBlock(ic, oc, label_nc, hidden)
         self.conv_img = nn.Conv2d(oc, 3, 3, padding=1)
 
     def set_weight_cache(self, enabled: bool) -> None:
@@ -119,7 +127,7 @@ class SPADEDecoder(nn.Module):
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         seg = feature
         x = self.fc(feature)
-        for i in range(6):
+        for i in range(self.num_middle):
             x = getattr(self, f"G_middle_{i}")(x, seg)
         x = self.up_0(F.interpolate(x, scale_factor=2, mode="nearest"), seg)
         x = self.up_1(F.interpolate(x, scale_factor=2, mode="nearest"), seg)
