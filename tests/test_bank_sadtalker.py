@@ -1,7 +1,9 @@
-"""The bank animator on the SadTalker source, with the official full-size checkpoint layouts filled
-deterministically: the bank builds, plays (loading only the parameter networks) and keeps the
-contract with the direct render. The generator costs seconds per frame here, so K is tiny and the
-tests are slow-marked."""
+"""The bank animator on the SadTalker source.
+
+Fast tier: the tiny seeded networks of ``talkinghead.testing.nets`` (the contract with the direct
+render, build, play, export/import of a pack, streaming-size chunks). Slow tier: the official
+full-size checkpoint layouts filled deterministically — the bank builds, and a pack plays loading
+only the parameter networks (the generator costs seconds per frame here, so K is 3)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,8 @@ from talkinghead.backends.bank import BankAnimator, read_pack  # noqa: E402
 from talkinghead.backends.sadtalker import SadTalkerAnimator  # noqa: E402
 from talkinghead.io import load_image  # noqa: E402
 from talkinghead.stages import frame_count  # noqa: E402
-from talkinghead.testing import FakeTTS, tone_speech  # noqa: E402
+from talkinghead.testing import FakeTTS, nets, tone_speech  # noqa: E402
 from talkinghead.values import Portrait  # noqa: E402
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,58 @@ def portrait(portrait_path):
     return Portrait(load_image(portrait_path).image)
 
 
+def _tiny(**config) -> SadTalkerAnimator:
+    return SadTalkerAnimator.from_networks(nets.tiny_sadtalker(), seed=0, **config)
+
+
+@pytest.fixture(scope="module")
+def tiny_built(portrait, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_banks")
+    bank = BankAnimator(source=_tiny(), k=6, tts=FakeTTS(), sentences=2, bank_dir=folder)
+    return bank, bank.prepare(portrait)
+
+
+def test_tiny_contract_with_the_direct_render(portrait):
+    st = _tiny()
+    prepared = st.prepare(portrait)
+    play = st.bank_restore(st.bank_state(prepared))
+    audio = tone_speech(["one", "two"])
+    params = st.bank_parameters(play, audio, fps=10)
+    assert params.shape == (frame_count(audio.duration, 10), 45) and params.dtype == np.float32
+    direct = np.concatenate([c.frames for c in st.animate(prepared, audio, fps=10)])
+    banked = st.bank_compose(play, st.bank_render(prepared, params))
+    assert banked.shape == direct.shape == (len(params), 256, 256, 3)
+    assert np.abs(banked.astype(int) - direct).max() <= 1
+
+
+def test_tiny_bank_builds_and_plays(tiny_built, portrait, tmp_path):
+    bank, prepared = tiny_built
+    pack = prepared.pack
+    assert pack.k == 6 and pack.states.shape == (6, 45) and pack.frames.shape[1:] == (128, 128, 3)
+    assert pack.manifest["source"] == "sadtalker" and pack.manifest["dims"] == 45
+    audio = tone_speech(["hello", "bank"])
+    chunks = list(bank.animate(prepared, audio, fps=25))
+    frames = np.concatenate([c.frames for c in chunks])
+    assert frames.shape == (frame_count(audio.duration, 25), 256, 256, 3)
+    assert [c.start for c in chunks] == list(range(0, len(frames), bank.chunk_frames))
+    # the same pack, exported and played by another bank animator, gives the same frames
+    out = bank.export(prepared, tmp_path / "tiny.thbank")
+    other = BankAnimator(source=_tiny(), k=6, pack=out, build="never")
+    again = np.concatenate([c.frames for c in other.animate(other.prepare(portrait), audio, fps=25)])
+    assert np.array_equal(frames, again)
+
+
+def test_tiny_full_mode_pastes_back(portrait, tmp_path):
+    st = SadTalkerAnimator.from_networks(nets.tiny_sadtalker(coeff_nc=73), preprocess="full", seed=0)
+    bank = BankAnimator(source=st, k=3, tts=FakeTTS(), sentences=1, bank_dir=tmp_path)
+    prepared = bank.prepare(portrait)
+    assert {"portrait", "paste_box"} <= set(prepared.pack.state)
+    frames = np.concatenate([c.frames for c in bank.animate(prepared, tone_speech(["hi"]), fps=10)])
+    assert frames.shape[1:] == portrait.image.shape
+    # far from the face the portrait is untouched
+    assert np.array_equal(frames[:, :8, :8], np.broadcast_to(portrait.image[:8, :8], frames[:, :8, :8].shape))
+
+
 @pytest.fixture(scope="module")
 def built(wdir, portrait, tmp_path_factory):
     folder = tmp_path_factory.mktemp("banks")
@@ -44,6 +96,7 @@ def built(wdir, portrait, tmp_path_factory):
     return bank, path
 
 
+@pytest.mark.slow
 def test_contract_with_the_direct_render(wdir, portrait):
     """compose(render(parameters)) is the animator's own frame for the same audio."""
     st = SadTalkerAnimator(weights_dir=str(wdir))
@@ -58,6 +111,7 @@ def test_contract_with_the_direct_render(wdir, portrait):
     assert np.abs(banked.astype(int) - direct.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_bank_builds(built, portrait):
     _, path = built
     pack = read_pack(path)
@@ -68,6 +122,7 @@ def test_bank_builds(built, portrait):
     assert pack.frames.std() > 1  # rendered images, not blanks
 
 
+@pytest.mark.slow
 def test_pack_plays_without_the_renderer(built, wdir, portrait):
     """A pack plays with ExpNet, PoseVAE and MappingNet only: the generator is never loaded."""
     _, path = built

@@ -205,6 +205,7 @@ def face_graphs(nets: Mapping[str, nn.Module], *, only: tuple[str, ...] | None =
                                    "ParseNet: (N,3,512,512) in [-1,1] -> (N,19,512,512) parsing logits"))
         elif name == "gfpgan":
             specs.append(GraphSpec(name, _GFPGANStored(net), {"image": _example((1, 3, 512, 512), 14, -1, 1)},
-                                   ["restored"], {"image": dyn, "restored": dyn},
-                                   "GFPGAN v1.4 (stored noise): (N,3,512,512) in [-1,1] -> restored faces"))
+                                   ["restored"], {},
+                                   "GFPGAN v1.4 (stored noise): (1,3,512,512) in [-1,1] -> restored face (batch 1: "
+                                   "the modulated convolutions fold the batch into their groups)"))
     return specs

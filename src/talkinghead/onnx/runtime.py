@@ -162,7 +162,8 @@ class _OnnxGFPGAN(OnnxModule):
     """GFPGAN's exported graph called like the torch network (keyword options are the graph's: stored noise)."""
 
     def forward(self, x: torch.Tensor, **_: Any) -> Any:  # type: ignore[override]
-        return super().forward(x)
+        # the graph has batch 1 (modulated convolutions fold the batch into their groups)
+        return torch.cat([super(_OnnxGFPGAN, self).forward(x[i:i + 1]) for i in range(x.shape[0])])
 
 
 def onnx_gfpgan(net: nn.Module, weights: str | os.PathLike, graph: str | os.PathLike | None = None, *,
