@@ -125,7 +125,7 @@ def main(argv=None) -> int:
             prep_s = time.perf_counter() - t0
             m = prepared.pack.manifest
             frames, first_ms, fps = None, 0.0, 0.0
-            for run in range(2):  # the second run is warm (flows of the pairs it meets are cached)
+            for _ in range(2):  # the second run is warm (flows of the pairs it meets are cached)
                 t0 = time.perf_counter()
                 chunks, first = [], None
                 for chunk in bank.animate(prepared, clip, fps=args.fps):

@@ -80,7 +80,7 @@ def test_tiny_animator_on_onnxruntime_renders_the_same_frames(tiny_exported, por
     for runtime in ("torch", "onnx"):
         anim = SadTalkerAnimator.from_networks(tiny.tiny_sadtalker(), seed=0, runtime=runtime, onnx_dir=str(out))
         if runtime == "onnx":
-            assert isinstance(anim._nets["gen"], torch.nn.Module) and type(anim._nets["gen"]).__name__ == "OnnxGenerator"
+            assert type(anim._nets["gen"]).__name__ == "OnnxGenerator"
             assert isinstance(anim._nets["mapping"], OnnxModule) and isinstance(anim._nets["kp"], OnnxModule)
         prepared = anim.prepare(portrait)
         frames[runtime] = np.concatenate([c.frames for c in anim.animate(prepared, audio, fps=10)])
