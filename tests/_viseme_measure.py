@@ -1,4 +1,4 @@
-"""Helpers for the viseme tests and bench: face landmarks measured by mediapipe on rendered frames.
+"""Helpers for the viseme tests and bench: face landmarks measured on rendered frames (via talkinghead.eval).
 
 Every measure is in units of the inter-ocular distance (iris centre to iris centre, ``IOD``) in a
 face-aligned frame (``u`` along the eyes, ``v`` down the face), so it does not depend on the
@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+# The measurement itself has one home, the library's eval (used by `talkinghead eval` too).
+from talkinghead.eval import best_lag_correlation, frame_landmarks, silent_stretches  # noqa: F401
+
 
 def face_landmarks(frames: np.ndarray) -> np.ndarray:
     """(N, 478, 2) face-mesh landmarks in pixels per frame (NaN where no face is found)."""
-    import mediapipe as mp
-
-    out = np.full((len(frames), 478, 2), np.nan)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
-        for i, frame in enumerate(frames):
-            res = mesh.process(np.ascontiguousarray(frame))
-            if not res.multi_face_landmarks:
-                continue
-            lm = res.multi_face_landmarks[0].landmark
-            out[i] = np.array([(p.x, p.y) for p in lm]) * frame.shape[1::-1]
-    return out
+    return frame_landmarks(frames)
 
 
 def _frame(lm: np.ndarray):
@@ -70,32 +63,6 @@ def head_pose(lm: np.ndarray) -> dict[str, np.ndarray]:
 def lip_apertures(frames: np.ndarray) -> np.ndarray:
     """Inner-lip gap (landmarks 13-14) over the inter-ocular distance, per frame (NaN: no face)."""
     return mouth_measures(face_landmarks(frames))["aperture"]
-
-
-def best_lag_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 3) -> tuple[float, int]:
-    """Highest Pearson r of x[t] against y[t - lag] for |lag| <= max_lag, and that lag."""
-    best = (-2.0, 0)
-    for lag in range(-max_lag, max_lag + 1):
-        a, b = (x[lag:], y[: len(y) - lag]) if lag >= 0 else (x[:lag], y[-lag:])
-        ok = np.isfinite(a) & np.isfinite(b)
-        r = float(np.corrcoef(a[ok], b[ok])[0, 1])
-        if r > best[0]:
-            best = (r, lag)
-    return best
-
-
-def silent_stretches(rms: np.ndarray, fps: float, min_s: float = 0.2, rel: float = 0.05) -> list[tuple[int, int]]:
-    """(start, stop) frame ranges where the RMS stays below ``rel`` × its peak for ≥ ``min_s``."""
-    quiet = rms < rel * rms.max()
-    runs, start = [], None
-    for i, q in enumerate(list(quiet) + [False]):
-        if q and start is None:
-            start = i
-        elif not q and start is not None:
-            if (i - start) / fps >= min_s:
-                runs.append((start, i))
-            start = None
-    return runs
 
 
 # -- portraits: the two bundled photos and variants made from them ------------------------------------

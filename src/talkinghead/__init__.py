@@ -29,6 +29,7 @@ from .errors import (
     StageError,
     TalkingHeadError,
     TextError,
+    VideoError,
     WeightsMissingError,
 )
 from .hookspecs import hookimpl
@@ -110,6 +111,7 @@ __all__ = sorted(
         "TextError",
         "NothingUnderstoodError",
         "OutputError",
+        "VideoError",
         *_LAZY,
     ]
 )

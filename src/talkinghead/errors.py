@@ -95,6 +95,10 @@ class AudioError(BadInputError):
     """The audio is missing, empty, silent, too short or in an unsupported format."""
 
 
+class VideoError(BadInputError):
+    """A video to evaluate is missing, unreadable or has no video stream."""
+
+
 class TextError(BadInputError):
     """The text is empty, too long or in an unsupported language."""
 

@@ -22,7 +22,8 @@ __all__ = ["main", "build_parser", "convert_value", "parse_settings", "typed_con
 log = logging.getLogger("talkinghead")
 
 #: Modules that add sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("render", "plugins", "converse", "weights", "serve", "bank", "export")
+COMMAND_MODULES: tuple[str, ...] = ("render", "batch", "eval", "plugins", "converse", "weights", "serve", "bank",
+                                     "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
