@@ -32,7 +32,7 @@ HELD_OUT = ("Good evening. I wanted to tell you about the weather tomorrow: clou
 
 
 def _metrics():
-    """PSNR, SSIM and lip apertures: from ``talkinghead.eval`` when installed, else the test helpers."""
+    """PSNR, SSIM (of grey images) and lip apertures: ``talkinghead.eval``'s, else the test helpers."""
     try:
         from talkinghead.eval.measure import lip_apertures
         from talkinghead.eval.metrics import best_lag_correlation, psnr, ssim
@@ -45,11 +45,10 @@ def _metrics():
             mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
             return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
-        def ssim(a, b):
+        def ssim(x, y):
             import cv2
 
-            x = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY).astype(np.float64)
-            y = cv2.cvtColor(np.ascontiguousarray(b), cv2.COLOR_RGB2GRAY).astype(np.float64)
+            x, y = x.astype(np.float64), y.astype(np.float64)
             c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
             blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
             mx, my = blur(x), blur(y)
@@ -149,8 +148,10 @@ def main(argv=None) -> int:
                     lip_direct = lip_apertures(direct)
                 a, b = _region(bank, prepared, frames), _region(bank, prepared, direct)
                 lip_bank = lip_apertures(frames)
+                grey = [(cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY),
+                         cv2.cvtColor(np.ascontiguousarray(y), cv2.COLOR_RGB2GRAY)) for x, y in zip(a, b)]
                 row.update(psnr=float(np.mean([psnr(x, y) for x, y in zip(a, b)])),
-                           ssim=float(np.mean([ssim(x, y) for x, y in zip(a, b)])),
+                           ssim=float(np.mean([ssim(x, y) for x, y in grey])),
                            lip_r=best_lag(lip_bank, lip_direct, 0)[0],
                            lip_audio=best_lag(lip_bank, env, 2)[0], lip_audio_direct=best_lag(lip_direct, env, 2)[0],
                            direct_fps=direct_fps)
