@@ -140,3 +140,16 @@ def test_pack_plays_without_the_renderer(built, wdir, portrait):
     assert ((a >= 0) & (a < 3) & (b >= 0) & (b < 3) & (t >= 0) & (t <= 1)).all()
     for i in np.flatnonzero(t <= 0.02):
         assert np.array_equal(frames[i], prepared.pack.frames[a[i]])
+
+
+def test_tiny_parameter_stream_equals_the_whole_clip(portrait):
+    """The early first block (one PoseVAE chunk) and the rest are the clip's own parameters."""
+    st = _tiny()
+    play = st.bank_restore(st.bank_state(st.prepare(portrait)))
+    audio = tone_speech(["a", "b", "c", "d", "e", "f", "g"])  # 2.8 s: 70 frames at 25 fps
+    whole = st.bank_parameters(play, audio, fps=25)
+    blocks = list(st.bank_parameter_stream(play, audio, fps=25))
+    assert [len(b) for b in blocks] == [14, len(whole) - 14]
+    assert np.abs(np.concatenate(blocks) - whole).max() <= 1e-5
+    short = tone_speech(["a"])  # under 65 frames: one block
+    assert len(list(st.bank_parameter_stream(play, short, fps=25))) == 1

@@ -14,6 +14,10 @@ makes that possible by implementing six methods, split by when they run:
   (region frames -> output frames, e.g. paste-back into the portrait);
 - :meth:`~BankableAnimator.bank_fingerprint` says which banks a configuration can reuse.
 
+Optionally, ``bank_parameter_stream(play, audio, *, fps)`` yields the same parameters in blocks, the
+first as early as it can (SadTalker: after one PoseVAE chunk instead of the whole clip); the bank
+animator then renders its first frames before the clip's parameters are complete.
+
 Parameters are real vectors in which nearby means "looks alike" (the bank measures distances after
 scaling each dimension by its spread over a speech set): SadTalker uses its 15 driving 3-D
 keypoints (expression + head pose), the viseme animator its per-frame drive (jaw, lip shape, blink,

@@ -253,16 +253,29 @@ class BankAnimator(BackendBase):
         if fps <= 0:
             raise ConfigError(f"fps must be positive, got {fps}")
         n = frame_count(audio.duration, fps)
-        params = np.asarray(self.source.bank_parameters(prepared.play, audio, fps=fps), np.float32)
-        if params.ndim != 2 or len(params) != n or params.shape[1] != prepared.pack.states.shape[1]:
-            raise StageError("animator", self.name, f"the {self.source_name} source gave parameters of shape "
-                             f"{params.shape} for {n} frames of {prepared.pack.states.shape[1]} values")
-        for start in range(0, n, self.chunk_frames):
-            stop = min(n, start + self.chunk_frames)
-            region = prepared.player.render(params[start:stop])
-            yield FrameChunk(np.ascontiguousarray(self.source.bank_compose(prepared.play, region)), start)
-            if progress is not None:
-                progress(stop, n)
+        d = prepared.pack.states.shape[1]
+        stream = getattr(self.source, "bank_parameter_stream", None)
+        blocks = (stream(prepared.play, audio, fps=fps) if callable(stream)
+                  else iter([self.source.bank_parameters(prepared.play, audio, fps=fps)]))
+        pending = np.zeros((0, d), np.float32)
+        start = 0
+        for block in blocks:
+            block = np.asarray(block, np.float32)
+            if block.ndim != 2 or block.shape[1] != d or start + len(pending) + len(block) > n:
+                raise StageError("animator", self.name, f"the {self.source_name} source gave parameters of shape "
+                                 f"{block.shape} after {start + len(pending)} of {n} frames of {d} values")
+            pending = np.concatenate([pending, block]) if len(pending) else block
+            while len(pending) >= self.chunk_frames or (len(pending) and start + len(pending) == n):
+                take = pending[: self.chunk_frames]
+                pending = pending[len(take):]
+                region = prepared.player.render(take)
+                yield FrameChunk(np.ascontiguousarray(self.source.bank_compose(prepared.play, region)), start)
+                start += len(take)
+                if progress is not None:
+                    progress(start, n)
+        if start != n:
+            raise StageError("animator", self.name, f"the {self.source_name} source gave parameters for {start} "
+                             f"of {n} frames")
 
     def export(self, prepared: BankPrepared, path: str | os.PathLike) -> Path:
         """Write the portrait's bank to ``path`` as an avatar pack."""

@@ -354,8 +354,17 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         """ExpNet + PoseVAE (+ blinks, Savitzky-Golay) for the source coefficients: (T, 70)."""
         import torch
 
-        from .audio import blink_sequence, mel_windows
-        from .coeffnets import generate_coefficients
+        from .audio import blink_sequence
+
+        mels = self._mels(audio, fps)
+        t = len(mels)
+        blink = blink_sequence(t, fps, seed=self.seed) if self.blink else None
+        gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        return self._coefficients_from(nets, source_coeff, mels, blink, generator=gen)
+
+    def _mels(self, audio: Audio, fps: float) -> np.ndarray:
+        """(T, 80, 16) mel windows of the clip, T = ``frame_count(audio.duration, fps)``."""
+        from .audio import mel_windows
 
         samples = audio.resample(16000).samples
         if len(samples) < 16000 / fps:
@@ -365,14 +374,18 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         need = int(np.ceil(t * 16000 / fps)) + 1
         if len(samples) < need:
             samples = np.pad(samples, (0, need - len(samples)))
-        mels, n = mel_windows(samples, fps)
-        mels = mels[:t]
-        blink = blink_sequence(t, fps, seed=self.seed) if self.blink else None
-        gen = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        mels, _ = mel_windows(samples, fps)
+        return mels[:t]
+
+    def _coefficients_from(self, nets: dict[str, Any], source_coeff: np.ndarray, mels: np.ndarray,
+                           blink: np.ndarray | None, *, generator: Any = None, z: Any = None) -> np.ndarray:
+        from .coeffnets import generate_coefficients
+
         with self._grad_ctx():
             res = generate_coefficients(nets["exp"], nets["pose"], mels, source_coeff[:70],
                                         pose_style=self.pose_style, blink=blink, use_blink=self.blink,
-                                        generator=gen, ref_eyeblink=self.ref_eyeblink, ref_pose=self.ref_pose)
+                                        generator=generator, z=z, ref_eyeblink=self.ref_eyeblink,
+                                        ref_pose=self.ref_pose)
         return res.coeffs
 
     def _render_inputs(self, source_coeff: np.ndarray, coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:

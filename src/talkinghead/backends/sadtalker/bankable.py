@@ -11,6 +11,7 @@ keypoint detector or ReconNet, which are loaded only to build a bank.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ BANK_VERSION = 1
 NUM_KP = 15
 #: Frames per MappingNet call when computing parameters.
 PARAM_BATCH = 256
+#: Half of the Savitzky-Golay window applied to the pose (13 frames).
+SAVGOL_HALF = 6
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +140,45 @@ class SadTalkerBankSupport:
     def bank_parameters(self, play: SadTalkerPlay, audio: Audio, *, fps: float) -> np.ndarray:
         """(T, 45) driving keypoints: ExpNet + PoseVAE + MappingNet + keypoint transform (no generator)."""
         nets = self._param_nets()
-        coeffs = self._coefficients(nets, play.source_coeff, audio, fps=fps)
+        return self._driving(nets, play, self._coefficients(nets, play.source_coeff, audio, fps=fps))
+
+    def bank_parameter_stream(self, play: SadTalkerPlay, audio: Audio, *, fps: float) -> Iterator[np.ndarray]:
+        """:meth:`bank_parameters` in two blocks, the first as soon as possible.
+
+        Frame *i*'s keypoints need coefficients up to *i* + 13 (MappingNet's window), which need raw
+        poses up to *i* + 19 (Savitzky-Golay), which come in 32-frame PoseVAE chunks. So the first
+        block runs ExpNet and PoseVAE on the first 33 frames only (the reference frame and one chunk,
+        with the clip's own blink sequence and latents) and yields the 14 frames they fix; the second
+        runs the whole clip and yields the rest. The blocks together equal :meth:`bank_parameters`.
+        """
+        import torch
+
+        from .audio import blink_sequence
+        from .coeffnets import LATENT, SEQ_LEN
+        from .mapping import SEMANTIC_RADIUS
+
+        nets = self._param_nets()
+        mels = self._mels(audio, fps)
+        t = len(mels)
+        head = 1 + SEQ_LEN
+        first = head - SAVGOL_HALF - SEMANTIC_RADIUS
+        if t < head + SEQ_LEN:  # short clip: one block
+            yield self.bank_parameters(play, audio, fps=fps)
+            return
+        blink = blink_sequence(t, fps, seed=self.seed) if self.blink else None
+        gen = torch.Generator()
+        if self.seed is not None:
+            gen.manual_seed(self.seed)
+        chunks = -(-(t - 1) // SEQ_LEN)  # PoseVAE's draws for the whole clip, in its order
+        z = [torch.randn(1, LATENT, generator=gen).numpy()[0] for _ in range(chunks)]
+        coeffs = self._coefficients_from(nets, play.source_coeff, mels[:head],
+                                         None if blink is None else blink[:head], z=z[:1])
+        yield self._driving(nets, play, coeffs)[:first]
+        coeffs = self._coefficients_from(nets, play.source_coeff, mels, blink, z=z)
+        yield self._driving(nets, play, coeffs)[first:]
+
+    def _driving(self, nets: dict[str, Any], play: SadTalkerPlay, coeffs: np.ndarray) -> np.ndarray:
+        """(T, 45) driving keypoints of (T, 70) coefficients."""
         src_sem, sem, free = self._render_inputs(play.source_coeff, coeffs)
         out = np.empty((len(sem), NUM_KP * 3), np.float32)
         with self._grad_ctx(), self._autocast():
