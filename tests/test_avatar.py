@@ -79,10 +79,14 @@ def test_text_over_limit(small_portrait):
         make(small_portrait).say("word " * 2000)
 
 
-def test_silent_and_empty_audio(small_portrait):
-    av = make(small_portrait)
-    with pytest.raises(AudioError, match="silent"):
-        av.speak((np.zeros(16000, np.float32), 16000))
+def test_silence_renders_a_still_mouth_and_empty_audio_is_refused(small_portrait, caplog):
+    av = make(small_portrait, fps=20)
+    with caplog.at_level("WARNING", logger="talkinghead.avatar"):
+        video = av.speak((np.zeros(5 * 16000, np.float32), 16000))  # speak() used to refuse silence
+    assert video.n_frames == 100 and video.duration == pytest.approx(5.0)
+    frames = av.writer.frames
+    assert len(frames) == 100 and (frames == frames[0]).all()  # nothing moves
+    assert "silent" in caplog.text and "mouth closed" in caplog.text
     with pytest.raises(AudioError, match="empty"):
         av.speak((np.zeros(0, np.float32), 16000))
 

@@ -349,7 +349,7 @@ def new_conversation(client, portrait_png, **avatar_fields):
     return r.json()
 
 
-def test_conversation_text_turns_with_memory(make_client, portrait_png):
+def test_conversation_text_turns_with_memory(make_client, portrait_png, tmp_path):
     client = make_client()
     llm = client.app.state.talkinghead.engine.backend("llm", "fake")
     llm.enqueue("Paris is the capital of France.", "About two million people.")
@@ -374,6 +374,13 @@ def test_conversation_text_turns_with_memory(make_client, portrait_png):
     questions = [t["question"] for t in history["turns"]]
     assert questions == ["What is the capital of France?", "How many people live there?"]
     assert history["busy"] is None
+
+    # typed text is never taken for a server-side file path (an existing .wav would otherwise be read)
+    probe = tmp_path / "server_side.wav"
+    probe.write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    r = client.post(f"/v1/conversations/{conv['id']}/turns", data={"text": str(probe)})
+    assert r.status_code == 200, r.text
+    assert llm.requests[-1][-1].content == str(probe)
 
     assert client.delete(f"/v1/conversations/{conv['id']}").status_code == 204
     assert client.get(f"/v1/conversations/{conv['id']}").status_code == 404

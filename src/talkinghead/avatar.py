@@ -15,13 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
 
+from . import deadline
 from .cache import ModelCache, default_cache
 from .conversation import DEFAULT_SYSTEM_PROMPT, Conversation
-from .errors import AudioError, ConfigError, NothingUnderstoodError, OutputError, StageError, TextError
-from .io import AudioLike, ImageLike, check_speech, load_audio, load_image
-from .plugins import get_registry
+from .errors import AudioError, ConfigError, NothingUnderstoodError, StageError, TextError
+from .io import AUDIO_SUFFIXES, AudioLike, ImageLike, check_speech, load_audio, load_image
+from .output import check_output_path
+from .plugins import get_registry, voice_suggestions
 from .stages import PROTOCOLS, frame_count
-from .text import clean_for_speech, cut_at_sentence, speakable_text
+from .text import UnspeakableTextError, check_scripts, clean_for_speech, cut_at_sentence, speakable_text
 from .values import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class Avatar:
         progress: ``progress(stage, done, total)`` callback.
         cache: the :class:`ModelCache` holding loaded models (default: one per process).
         system_prompt, memory, max_answer_chars: conversation settings for :meth:`ask`.
+        turn_timeout: seconds one :meth:`ask` turn may spend before its answer is spoken (speech
+            recognition, the LLM and the TTS, every retry of a remote server included); None for no
+            limit. Rendering the video is not cut short.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Avatar:
         memory: int = 2,
         max_answer_chars: int = 400,
         min_words: int = 2,
+        turn_timeout: float | None = 60.0,
     ) -> None:
         if not 1 <= float(fps) <= 60:
             raise ConfigError(f"fps must be between 1 and 60, got {fps}")
@@ -95,6 +101,9 @@ class Avatar:
         self.conversation = Conversation(system_prompt, memory)
         self.max_answer_chars = max_answer_chars
         self.min_words = min_words
+        if turn_timeout is not None and not float(turn_timeout) > 0:
+            raise ConfigError(f"turn_timeout must be a positive number of seconds or None, got {turn_timeout}")
+        self.turn_timeout = None if turn_timeout is None else float(turn_timeout)
         self.tts = self._resolve("tts", tts)
         self.animator = self._resolve("animator", animator if animator is not None else _default_animator())
         self.enhancer = self._resolve("enhancer", enhancer)
@@ -173,11 +182,19 @@ class Avatar:
 
     # -- content creation --------------------------------------------------------------------
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
-        """Speak ``text`` with the TTS stage and return the audio (no video)."""
+        """Speak ``text`` with the TTS stage and return the audio (no video).
+
+        Raises:
+            TextError: empty text, text over :data:`MAX_TEXT_CHARS`, or text in a writing system
+                the voice cannot read (:class:`~talkinghead.text.UnspeakableTextError`, naming the
+                installed backends and voices that can speak it), refused before synthesis.
+        """
         text = check_text(text)
         if self.tts is None:
             raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
-        audio = self._use(self.tts).synthesize(text, voice=voice)
+        tts = self._use(self.tts)
+        _check_voice_reads(tts, text, voice)
+        audio = tts.synthesize(text, voice=voice)
         # The spoken text travels with the audio (animators read it, e.g. emotion="auto").
         return audio if audio.text else replace(audio, text=text)
 
@@ -197,25 +214,39 @@ class Avatar:
                 :class:`~talkinghead.expression.Expression`); None keeps the animator's setting.
 
         Raises:
-            TextError: empty text, or text over :data:`MAX_TEXT_CHARS`.
+            TextError: empty text, text over :data:`MAX_TEXT_CHARS`, or text the voice cannot speak.
+            OutputError: ``output`` cannot be written (checked before anything is synthesised).
         """
+        path = self._output_path(output)
+        self._animate_options(emotion)  # refuse a bad emotion before anything is synthesised
         audio = self.synthesize(text, voice=voice)
-        return self.speak(audio, output, emotion=emotion)
+        return self._render(audio, path, emotion)
 
     def speak(self, audio: AudioLike, output: str | os.PathLike | None = None, *, emotion: Any = None) -> Video:
         """Make a video of the portrait speaking ``audio`` (path, bytes, Audio or (samples, rate)).
 
-        ``emotion`` as for :meth:`say` (``"auto"`` needs the audio's ``text``).
+        ``emotion`` as for :meth:`say` (``"auto"`` needs the audio's ``text``). Silence is valid:
+        the video shows the portrait with its mouth closed (a warning is logged).
+
+        Raises:
+            AudioError: missing, unreadable, empty or over-long audio, or shorter than one frame.
+            OutputError: ``output`` cannot be written, or is the audio or portrait file itself.
         """
+        path = self._output_path(output, audio=audio)
+        self._animate_options(emotion)  # refuse a bad emotion before anything is read or written
         audio = load_audio(audio)
-        check_speech(audio)
+        try:
+            check_speech(audio)
+        except AudioError as exc:
+            log.warning("%s: the video shows the portrait with its mouth closed", str(exc).split(";")[0])
+        return self._render(audio, path, emotion)
+
+    def _render(self, audio: Audio, path: Path, emotion: Any = None) -> Video:
         if audio.duration < 1.0 / self.fps:
             raise AudioError(
                 f"the audio is {audio.duration * 1000:.0f} ms long, shorter than one video frame at "
                 f"{self.fps:g} fps; give at least {1000 / self.fps:.0f} ms of speech"
             )
-        self._animate_options(emotion)  # refuse a bad emotion before anything is written
-        path = self._output_path(output)
         return self._use(self.writer).write(self.frames(audio, emotion=emotion), audio, path, fps=self.fps)
 
     def frames(self, audio: Audio, *, emotion: Any = None) -> Iterator[FrameChunk]:
@@ -257,24 +288,19 @@ class Avatar:
             )
         return {"emotion": emotion}
 
-    def _output_path(self, output: str | os.PathLike | None) -> Path:
-        suffix = getattr(self.writer, "suffix", ".mp4")
+    def _output_path(self, output: str | os.PathLike | None, **inputs: Any) -> Path:
+        """Where the video goes: ``output`` checked by :func:`~talkinghead.output.check_output_path`
+        against the writer and the inputs (the portrait file and any input given as a path), or a
+        new file in ``output_dir``."""
         if output is None:
+            suffix = getattr(self.writer, "suffix", ".mp4")
             folder = self.output_dir or Path(tempfile.gettempdir()) / "talkinghead"
             folder.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=time.strftime("talkinghead-%Y%m%d-%H%M%S-"), suffix=suffix, dir=folder)
             os.close(fd)
             os.unlink(name)
             return Path(name)
-        path = Path(output)
-        if path.is_dir():
-            raise OutputError(f"output path {path} is a directory; give a file name such as {path / 'out.mp4'}")
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.exists():
-            raise OutputError(f"the folder {parent} does not exist; create it first or choose another output path")
-        if not os.access(parent, os.W_OK):
-            raise OutputError(f"cannot write to the folder {parent} (permission denied); choose another output path")
-        return path
+        return check_output_path(output, writer=self.writer, inputs={"portrait": self.portrait.source, **inputs})
 
     # -- conversation ------------------------------------------------------------------------
     def ask(
@@ -284,6 +310,7 @@ class Avatar:
         *,
         language: str | None = None,
         voice: VoiceProfile | None = None,
+        text_only: bool = False,
     ) -> Reply:
         """Answer a question (text, or speech to transcribe) with a video; remembers the exchange.
 
@@ -294,34 +321,69 @@ class Avatar:
         boundary to ``max_answer_chars``, spoken by the TTS and animated. The exchange is remembered
         only when the video was made.
 
+        A string that names an audio file (``"question.wav"``) is read as speech; a missing
+        one is an :class:`AudioError`, never a question sent to the LLM. Pass ``text_only=True``
+        where the string comes from an untrusted user (a server): it is then always a question,
+        never a path that reads a file.
+
+        The turn runs under :attr:`turn_timeout`: the remote stages get only the time left of it
+        for each request and retry, and no stage starts once it has passed.
+
         Args:
             question: text, or audio (a path to an audio file, bytes, :class:`Audio`, (samples, rate)).
             output: video path (default: a new file in ``output_dir``).
             language: language of the spoken question (None lets the ASR detect it).
             voice: voice to answer with.
+            text_only: a string ``question`` is always text, never read as an audio file path.
 
         Raises:
             NothingUnderstoodError: spoken question was silent or had fewer than ``min_words``
                 words; raised before the LLM is called.
+            AudioError: the question names an audio file that is missing or unreadable.
             ConfigError: no ASR (for audio) or no LLM stage.
+            DeadlineError: the turn ran past :attr:`turn_timeout` before its answer was spoken.
             ServiceError: a remote stage failed (``transient`` says whether retrying may help).
         """
+        if self.llm is None:
+            raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
+        started = time.perf_counter()
+        if isinstance(question, str):
+            spoken = not text_only and _looks_like_audio_path(question)
+        else:
+            spoken = True
+        path = self._output_path(output, question=question if spoken else None)
+        with deadline.deadline(self.turn_timeout):
+            text, answer, transcript, timings = self._answer(question, spoken, language)
+            t2 = time.perf_counter()
+            deadline.check("tts", self.tts.name if self.tts is not None else "-")
+            audio = self.synthesize(answer, voice=voice)
+            timings["tts"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        video = self._render(audio, path)
+        timings["video"] = time.perf_counter() - t3
+        self.conversation.add(text, answer)
+        timings["total"] = time.perf_counter() - started
+        return Reply(question=text, answer=answer, video=video, transcript=transcript, timings=timings)
+
+    def _answer(
+        self, question: Union[str, AudioLike], spoken: bool, language: str | None
+    ) -> tuple[str, str, Transcript | None, dict[str, float]]:
+        """The question as text, the cleaned answer, the transcript (if spoken) and the timings."""
         timings: dict[str, float] = {}
         transcript: Transcript | None = None
         t0 = time.perf_counter()
-        if self.llm is None:
-            raise ConfigError("ask() needs an llm stage; pass llm='openai' (or another LLM backend)")
-        if isinstance(question, str) and not _looks_like_audio_path(question):
+        if not spoken:
             text = check_text(question)
         else:
             if self.asr is None:
                 raise ConfigError("asking with audio needs an asr stage; pass asr='faster-whisper'")
-            audio = load_audio(question)
+            audio = load_audio(question.strip() if isinstance(question, str) else question)
             try:
                 check_speech(audio)
             except AudioError as exc:
                 raise NothingUnderstoodError(f"nothing was understood: {exc}") from exc
             asr = self._use(self.asr)
+            deadline.check("asr", asr.name)
             transcript = asr.transcribe(audio, language=language)
             text = " ".join(transcript.text.split())
             n_words = len(text.split())
@@ -333,20 +395,14 @@ class Avatar:
                     "Speak closer to the microphone and try again."
                 )
         t1 = time.perf_counter()
-        answer = self._use(self.llm).complete(self.conversation.messages(text))
+        llm = self._use(self.llm)
+        deadline.check("llm", llm.name)
+        answer = llm.complete(self.conversation.messages(text))
         answer = cut_at_sentence(clean_for_speech(answer or ""), self.max_answer_chars)
         if not answer.strip():
             raise StageError("llm", self.llm.name, "returned an empty answer; try again or rephrase the question")
         timings["llm"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        audio = self.synthesize(answer, voice=voice)
-        timings["tts"] = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        video = self.speak(audio, output)
-        timings["video"] = time.perf_counter() - t3
-        self.conversation.add(text, answer)
-        timings["total"] = time.perf_counter() - t0
-        return Reply(question=text, answer=answer, video=video, transcript=transcript, timings=timings)
+        return text, answer, transcript, timings
 
     def reset(self) -> None:
         """Forget the conversation so far."""
@@ -370,8 +426,31 @@ def check_text(text: str) -> str:
     return stripped
 
 
+def _check_voice_reads(tts: Any, text: str, voice: VoiceProfile | None) -> None:
+    """Refuse text the TTS voice cannot read (it declares ``scripts(voice)``), naming what can."""
+    scripts = getattr(tts, "scripts", None)
+    if not callable(scripts):
+        return
+    label = (voice.voice if voice is not None and voice.voice else None) or getattr(tts, "voice", None)
+    if not label:
+        names = list(tts.voices())
+        label = names[0] if len(names) == 1 else ""
+    who = f"the {tts.name} voice {label}".rstrip()
+    try:
+        check_scripts(text, scripts(voice), voice=who)
+    except UnspeakableTextError as exc:
+        hints = voice_suggestions(exc.scripts)
+        hint = "; or ".join(hints) if hints else "choose a TTS voice for that language (`talkinghead plugins` lists the TTS backends)"
+        raise UnspeakableTextError(f"{exc}. To speak it use {hint}", exc.scripts) from None
+
+
 def _looks_like_audio_path(s: str) -> bool:
-    return Path(s).suffix.lower() in {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".webm"} and Path(s).exists()
+    """A string names an audio file when it ends in an audio extension and is an existing path or a
+    single token without spaces (``"missing.wav"``); ``"what is a .wav file"`` is a question."""
+    stripped = s.strip()
+    if Path(stripped).suffix.lower() not in AUDIO_SUFFIXES:
+        return False
+    return Path(stripped).exists() or not any(ch.isspace() for ch in stripped)
 
 
 def _mesh_finder() -> Any:

@@ -34,13 +34,11 @@ class BackendNotFoundError(ConfigError):
 class MissingDependencyError(TalkingHeadError, ImportError):
     """An optional dependency of a backend is not installed."""
 
-    def __init__(self, package: str, extra: str, feature: str | None = None):
+    def __init__(self, package: str, extra: str, feature: str | None = None, *, install: str | None = None):
         self.package, self.extra = package, extra
         what = f" for {feature}" if feature else ""
-        super().__init__(
-            f"the optional dependency {package!r} is needed{what} but is not installed; "
-            f"install it with: pip install 'talkinghead[{extra}]'"
-        )
+        how = install or f"pip install 'talkinghead[{extra}]'"
+        super().__init__(f"the optional dependency {package!r} is needed{what} but is not installed; install it with: {how}")
 
 
 class ModelLoadError(TalkingHeadError):
@@ -69,6 +67,13 @@ class ServiceError(StageError):
     def __init__(self, stage: str, backend: str, message: str, *, transient: bool = False):
         self.transient = transient
         super().__init__(stage, backend, message)
+
+
+class DeadlineError(ServiceError):
+    """A conversational turn ran past its deadline (see :mod:`talkinghead.deadline`)."""
+
+    def __init__(self, stage: str, backend: str, message: str):
+        super().__init__(stage, backend, message, transient=True)
 
 
 class BadInputError(TalkingHeadError, ValueError):

@@ -14,7 +14,7 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -230,3 +230,25 @@ def reset() -> None:
 def create_backend(stage: str, name: str, **config: Any) -> Any:
     """Construct a registered backend: ``create_backend("tts", "piper", length_scale=1.1)``."""
     return get_registry().create(stage, name, config)
+
+
+def voice_suggestions(scripts: Iterable[str]) -> list[str]:
+    """How the installed TTS backends could speak text in these writing systems (ISO 15924 codes).
+
+    Each TTS backend class may declare ``suggest_voices(script) -> list[str]`` (a classmethod);
+    the hints of every installed backend are collected, for the error that refuses text the
+    selected voice cannot read.
+    """
+    hints: list[str] = []
+    for info in get_registry().all():
+        suggest = getattr(info.cls, "suggest_voices", None) if info.stage == "tts" else None
+        if suggest is None:
+            continue
+        for script in scripts:
+            try:
+                found = list(suggest(script))
+            except Exception as exc:  # a plug-in's hint must never hide the real error
+                log.debug("%s.suggest_voices(%r) failed: %s", info.cls.__qualname__, script, exc)
+                continue
+            hints.extend(h for h in found if h not in hints)
+    return hints

@@ -9,21 +9,31 @@ streaming pipeline use these functions:
 * :func:`split_sentences` — cut text into sentences of bounded length (a TTS synthesises long text
   piece by piece, so memory stays bounded, and a stream can speak the first sentence early);
 * :class:`SentenceBuffer` — the same, incrementally, for text that arrives in pieces (an LLM's
-  streamed answer).
+  streamed answer);
+* :func:`detect_scripts`, :func:`language_scripts` and :func:`check_scripts` — which writing systems
+  a text uses, which ones a voice of a language reads, and refusing text a voice cannot speak
+  before it is synthesised (an English voice reads Arabic as "Arabic letter, Arabic letter…").
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 
 from .errors import TextError
 
 __all__ = [
     "MAX_SENTENCE_CHARS",
+    "SCRIPT_NAMES",
     "SentenceBuffer",
+    "UnspeakableTextError",
+    "check_scripts",
     "clean_for_speech",
     "cut_at_sentence",
+    "detect_scripts",
+    "language_scripts",
     "speakable_text",
     "split_sentences",
 ]
@@ -233,3 +243,128 @@ def clean_for_speech(text: str) -> str:
     joined = _MD_MARKS.sub("", joined)
     joined = _EMOJI.sub("", joined)
     return " ".join(joined.split())
+
+
+# -- writing systems -----------------------------------------------------------------------------------
+#: ISO 15924 codes of the writing systems :func:`detect_scripts` tells apart, with their names.
+SCRIPT_NAMES: dict[str, str] = {
+    "Latn": "Latin", "Grek": "Greek", "Cyrl": "Cyrillic", "Armn": "Armenian", "Hebr": "Hebrew",
+    "Arab": "Arabic", "Syrc": "Syriac", "Thaa": "Thaana", "Nkoo": "N'Ko", "Deva": "Devanagari",
+    "Beng": "Bengali", "Guru": "Gurmukhi", "Gujr": "Gujarati", "Orya": "Odia", "Taml": "Tamil",
+    "Telu": "Telugu", "Knda": "Kannada", "Mlym": "Malayalam", "Sinh": "Sinhala", "Thai": "Thai",
+    "Laoo": "Lao", "Tibt": "Tibetan", "Mymr": "Myanmar", "Geor": "Georgian", "Hang": "Hangul (Korean)",
+    "Ethi": "Ethiopic", "Cher": "Cherokee", "Cans": "Canadian syllabics", "Khmr": "Khmer",
+    "Mong": "Mongolian", "Hira": "Hiragana (Japanese)", "Kana": "Katakana (Japanese)",
+    "Bopo": "Bopomofo", "Hani": "Chinese characters (Han)", "Yiii": "Yi", "Tfng": "Tifinagh",
+}
+
+# The first word(s) of a letter's Unicode name -> its script.
+_NAME_SCRIPT = {
+    "LATIN": "Latn", "GREEK": "Grek", "COPTIC": "Grek", "CYRILLIC": "Cyrl", "ARMENIAN": "Armn", "HEBREW": "Hebr",
+    "ARABIC": "Arab", "SYRIAC": "Syrc", "THAANA": "Thaa", "NKO": "Nkoo", "DEVANAGARI": "Deva", "BENGALI": "Beng",
+    "GURMUKHI": "Guru", "GUJARATI": "Gujr", "ORIYA": "Orya", "TAMIL": "Taml", "TELUGU": "Telu", "KANNADA": "Knda",
+    "MALAYALAM": "Mlym", "SINHALA": "Sinh", "THAI": "Thai", "LAO": "Laoo", "TIBETAN": "Tibt", "MYANMAR": "Mymr",
+    "GEORGIAN": "Geor", "HANGUL": "Hang", "ETHIOPIC": "Ethi", "CHEROKEE": "Cher", "CANADIAN": "Cans",
+    "KHMER": "Khmr", "MONGOLIAN": "Mong", "HIRAGANA": "Hira", "KATAKANA": "Kana", "BOPOMOFO": "Bopo",
+    "CJK": "Hani", "YI": "Yiii", "TIFINAGH": "Tfng",
+}
+
+#: Writing systems a language is written in (ISO 639 codes as piper and espeak name their voices;
+#: a language not listed is assumed to be written in Latin letters).
+_LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {}
+for _codes, _scripts in (
+    ("ru uk be bg mk kk ky mn tt ba cv tg ce sah", "Cyrl"), ("sr", "Cyrl Latn"), ("el grc", "Grek"),
+    ("hy hyw", "Armn"), ("he yi", "Hebr"), ("ar fa ur ps sd ug ckb", "Arab"), ("hi mr ne sa kok mai bho", "Deva"),
+    ("bn as bpy", "Beng"), ("pa", "Guru"), ("gu", "Gujr"), ("or", "Orya"), ("ta", "Taml"), ("te", "Telu"),
+    ("kn", "Knda"), ("ml", "Mlym"), ("si", "Sinh"), ("th", "Thai"), ("lo", "Laoo"), ("bo dz", "Tibt"),
+    ("my shn", "Mymr"), ("ka", "Geor"), ("ko", "Hang Hani"), ("am ti", "Ethi"), ("chr", "Cher"), ("km", "Khmr"),
+    ("zh cmn yue hak nan wuu", "Hani Bopo"), ("ja", "Hani Hira Kana"), ("dv", "Thaa"),
+):
+    for _code in _codes.split():
+        _LANGUAGE_SCRIPTS[_code] = frozenset(_scripts.split())
+# Voices whose language code names a Latin spelling of a non-Latin language.
+_LATIN_VARIANTS = ("latn", "pinyin")
+
+#: Scripts whose single letters are symbols any voice reads by name (π, λ, Ω).
+_SYMBOL_SCRIPTS = frozenset({"Grek"})
+
+
+@lru_cache(maxsize=4096)
+def _script_of(ch: str) -> str | None:
+    if not unicodedata.category(ch).startswith("L"):
+        return None
+    name = unicodedata.name(ch, "")
+    first, _, rest = name.partition(" ")
+    if first in ("FULLWIDTH", "HALFWIDTH"):
+        first = rest.partition(" ")[0]
+    if first == "MODIFIER" or not first:
+        return None
+    return _NAME_SCRIPT.get(first)
+
+
+def detect_scripts(text: str) -> dict[str, int]:
+    """Count the letters of ``text`` per writing system (ISO 15924 code, see :data:`SCRIPT_NAMES`).
+
+    Digits, punctuation, symbols and emoji belong to no script and are not counted.
+
+    >>> detect_scripts("Hello мир 3")
+    {'Latn': 5, 'Cyrl': 3}
+    """
+    counts: dict[str, int] = {}
+    for ch in text:
+        script = _script_of(ch)
+        if script is not None:
+            counts[script] = counts.get(script, 0) + 1
+    return counts
+
+
+def language_scripts(language: str | None) -> frozenset[str] | None:
+    """The writing systems a voice of ``language`` reads (``"en-us"``, ``"ru_RU"``, ``"cmn"``).
+
+    A voice reads its language's script and Latin letters (names and brands in Latin letters are
+    read the English way, as espeak does). None when ``language`` is not given.
+    """
+    if not language:
+        return None
+    code = language.lower().replace("_", "-")
+    primary = code.split("-")[0].split("/")[-1]
+    if any(v in code.split("-") for v in _LATIN_VARIANTS) or primary == "py":
+        return frozenset({"Latn"})
+    return _LANGUAGE_SCRIPTS.get(primary, frozenset()) | {"Latn"}
+
+
+class UnspeakableTextError(TextError):
+    """Text in a writing system the selected voice cannot read (``scripts`` names which)."""
+
+    def __init__(self, message: str, scripts: Iterable[str]) -> None:
+        super().__init__(message)
+        self.scripts = tuple(scripts)
+
+
+def check_scripts(text: str, readable: Iterable[str] | None, *, voice: str = "the voice", hint: str = "") -> None:
+    """Refuse ``text`` when it has letters the voice cannot read, before anything is synthesised.
+
+    Args:
+        readable: the scripts the voice reads (see :func:`language_scripts`); None skips the check.
+        voice: how to name the voice in the message.
+        hint: what can speak the text instead, appended to the message.
+
+    A single letter of a symbol script (π in "π is 3.14") is allowed; words are not.
+
+    Raises:
+        UnspeakableTextError: which scripts cannot be read, and ``hint``.
+    """
+    if readable is None:
+        return
+    readable = frozenset(readable)
+    counts: dict[str, int] = {}
+    for word in re.findall(r"\w+", text):
+        for script, n in detect_scripts(word).items():
+            if script in readable or (script in _SYMBOL_SCRIPTS and n == 1 and len(word) == 1):
+                continue
+            counts[script] = counts.get(script, 0) + n
+    if not counts:
+        return
+    names = " and ".join(SCRIPT_NAMES.get(s, s) for s in sorted(counts, key=counts.get, reverse=True))
+    message = f"{voice} cannot speak {names} text (it reads {', '.join(SCRIPT_NAMES.get(s, s) for s in sorted(readable))})"
+    raise UnspeakableTextError(message + (f"; {hint}" if hint else ""), counts)

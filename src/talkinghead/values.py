@@ -10,6 +10,7 @@ import base64
 import hashlib
 import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -86,6 +87,30 @@ class Audio:
     def duration(self) -> float:
         """Length in seconds."""
         return len(self.samples) / self.sample_rate
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Audio]) -> Audio:
+        """Join pieces of speech (same sample rate) end to end; their phoneme and word timings are
+        shifted onto the joined clock, so they stay continuous, and their texts are joined."""
+        parts = list(parts)
+        if not parts:
+            raise AudioError("nothing to concatenate: no audio pieces")
+        if len(parts) == 1:
+            return parts[0]
+        rate = parts[0].sample_rate
+        if any(p.sample_rate != rate for p in parts):
+            raise AudioError(f"cannot join audio of different sample rates: {sorted({p.sample_rate for p in parts})}")
+        phonemes: list[PhonemeTiming] = []
+        words: list[WordTiming] = []
+        offset = 0
+        for p in parts:
+            t = offset / rate
+            phonemes.extend(PhonemeTiming(x.phoneme, x.start + t, x.end + t) for x in p.phonemes)
+            words.extend(WordTiming(x.word, x.start + t, x.end + t) for x in p.words)
+            offset += len(p.samples)
+        samples = np.concatenate([p.samples for p in parts])
+        text = " ".join(p.text for p in parts if p.text)
+        return cls(samples, rate, phonemes=tuple(phonemes), words=tuple(words), text=text)
 
     def resample(self, sample_rate: int) -> Audio:
         """Return this audio at another sample rate (polyphase filter; timings unchanged)."""

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ConfigError, MissingDependencyError, StageError, TextError
 from ..hookspecs import hookimpl
 from ..stages import BackendBase, speakable_text
+from ..text import MAX_SENTENCE_CHARS, check_scripts, language_scripts, split_sentences
 from ..values import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,17 @@ _POS_CHARACTER = 1
 _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
 _EV_LIST_TERMINATED, _EV_WORD, _EV_SENTENCE, _EV_MARK, _EV_PLAY, _EV_END, _EV_MSG_TERMINATED, _EV_PHONEME = range(8)
 _EE_OK = 0
+
+#: How to install the system library (it is not a pip package).
+SYSTEM_INSTALL = "apt-get install espeak-ng (Debian/Ubuntu), dnf install espeak-ng (Fedora), brew install espeak-ng (macOS)"
+
+#: The espeak voice suggested for text in each writing system.
+_PREFERRED_VOICE = {
+    "Arab": "ar", "Hani": "cmn", "Cyrl": "ru", "Grek": "el", "Hebr": "he", "Deva": "hi", "Hang": "ko",
+    "Hira": "ja", "Kana": "ja", "Thai": "th", "Geor": "ka", "Armn": "hy", "Beng": "bn", "Taml": "ta",
+    "Telu": "te", "Knda": "kn", "Mlym": "ml", "Gujr": "gu", "Guru": "pa", "Orya": "or", "Sinh": "si",
+    "Mymr": "my", "Ethi": "am",
+}
 
 _LIB_NAMES = ("libespeak-ng.so.1", "libespeak-ng.so", "libespeak-ng.1.dylib", "libespeak-ng.dylib", "libespeak-ng.dll")
 
@@ -96,7 +108,7 @@ def _library() -> tuple[Any, int]:
                 continue
         if lib is None:
             raise MissingDependencyError(
-                "espeak-ng", "espeak", "the espeak TTS (a system library, not a pip package)"
+                "espeak-ng", "espeak", "the espeak TTS (a system library, not a pip package)", install=SYSTEM_INSTALL
             ) from OSError(
                 "libespeak-ng not found; install it with: apt-get install espeak-ng "
                 "(macOS: brew install espeak-ng)"
@@ -200,14 +212,53 @@ class EspeakTTS(BackendBase):
                 i += 1
         return sorted(set(out))
 
+    def _voice_name(self, voice: VoiceProfile | None) -> str:
+        if voice is not None and (voice.voice or voice.language):
+            return voice.voice or voice.language
+        return self.voice
+
+    def scripts(self, voice: VoiceProfile | None = None) -> frozenset[str] | None:
+        """The writing systems the selected voice reads (its language's, plus Latin)."""
+        return language_scripts(self._voice_name(voice))
+
+    @classmethod
+    def suggest_voices(cls, script: str) -> list[str]:
+        """The espeak voice(s) that read ``script`` (the installed ones when the library is present)."""
+        try:
+            installed = cls().voices()
+            missing = ""
+        except MissingDependencyError:
+            installed = sorted(_PREFERRED_VOICE.values())
+            missing = f" after installing the espeak-ng system library ({SYSTEM_INSTALL.split(' (')[0]})"
+        matching = [v for v in installed if script in (language_scripts(v) or ()) and script != "Latn"]
+        matching = [v for v in matching if v.split("-")[0] not in ("fa", "cmn") or "latn" not in v]
+        if not matching:
+            return []
+        best = _PREFERRED_VOICE.get(script)
+        first = best if best in matching else matching[0]
+        others = [v for v in matching if v != first][:4]
+        also = f"; other espeak voices for it: {', '.join(others)}" if others else ""
+        return [f"tts=('espeak', {{'voice': '{first}'}}) (CLI: --tts espeak --set tts.voice={first}){missing}{also}"]
+
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
-        """Speak ``text``; ``voice.voice`` or ``voice.language`` picks another espeak voice."""
+        """Speak ``text``; ``voice.voice`` or ``voice.language`` picks another espeak voice.
+
+        Long text is synthesised in pieces of at most :data:`MAX_SENTENCE_CHARS` characters
+        (:func:`~talkinghead.text.split_sentences`); phoneme and word timings run on continuously.
+        """
         text = speakable_text(text, require_words=True)
-        name = self.voice
-        if voice is not None:
-            if voice.reference is not None:
-                log.warning("tts espeak cannot clone a voice; the reference audio is ignored")
-            name = voice.voice or voice.language or name
+        if voice is not None and voice.reference is not None:
+            log.warning("tts espeak cannot clone a voice; the reference audio is ignored")
+        name = self._voice_name(voice)
+        check_scripts(text, self.scripts(voice), voice=f"the espeak voice {name!r}",
+                      hint="choose an espeak voice for that language (talkinghead voices --tts espeak)")
+        pieces = [self._synthesize_piece(piece, name) for piece in split_sentences(text, MAX_SENTENCE_CHARS)]
+        pieces = [p for p in pieces if p is not None]
+        if not pieces:
+            raise TextError(f"espeak produced no speech for {text!r}")
+        return Audio.concatenate(pieces)
+
+    def _synthesize_piece(self, text: str, name: str) -> Audio | None:
         lib, rate = _library()
         data = text.encode("utf-8")
         with _lock:
@@ -229,7 +280,7 @@ class EspeakTTS(BackendBase):
             sink["chunks"].clear()
             sink["events"].clear()
         if not chunks:
-            raise TextError(f"espeak produced no speech for {text!r}")
+            return None
         samples = np.concatenate(chunks).astype(np.float32) / 32768.0
         duration = len(samples) / rate
         return Audio(samples, rate, phonemes=_phonemes(events, duration), words=_words(events, data, duration))
@@ -254,7 +305,9 @@ def _phonemes(events: list[tuple], duration: float) -> tuple[PhonemeTiming, ...]
 def _words(events: list[tuple], data: bytes, duration: float) -> tuple[WordTiming, ...]:
     """Word events give the word's start time and its 1-based character position in the text."""
     text = data.decode("utf-8")
-    starts = [(ms / 1000.0, pos, length) for kind, ms, _, pos, length in events if kind == "word"]
+    # a word event without text (length 0: espeak emits one at pauses after some voices, e.g. cmn,
+    # have been used in the process) is not a word
+    starts = [(ms / 1000.0, pos, length) for kind, ms, _, pos, length in events if kind == "word" and length > 0]
     ends = [ms / 1000.0 for kind, ms, *_ in events if kind == "end"]
     out = []
     for i, (t, pos, length) in enumerate(starts):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -12,8 +10,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import MissingDependencyError, OutputError, StageError
+from ..errors import MissingDependencyError, StageError
 from ..hookspecs import hookimpl
+from ..output import atomic_file, check_output_path
 from ..stages import BackendBase
 from ..values import Audio, FrameChunk, Video
 
@@ -35,6 +34,9 @@ class Mp4Writer(BackendBase):
     name: ClassVar[str] = "mp4"
     capabilities: ClassVar[frozenset[str]] = frozenset({"audio", "stream", "offline"})
     suffix: ClassVar[str] = ".mp4"
+    #: The file extensions it writes, and the container each one gets.
+    suffixes: ClassVar[tuple[str, ...]] = (".mp4", ".m4v", ".mov", ".mkv")
+    CONTAINERS: ClassVar[dict[str, str]] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
     def __init__(
         self, *, crf: int = 20, preset: str = "veryfast", audio_bitrate: int = 128_000, audio_rate: int = 44100, threads: int = 0
@@ -48,33 +50,27 @@ class Mp4Writer(BackendBase):
             raise MissingDependencyError("av", "mp4", "the mp4 writer") from exc
 
     def write(self, frames: Iterable[FrameChunk], audio: Audio | None, path: Path, *, fps: float) -> Video:
-        """Encode ``frames`` (and ``audio``) to ``path``; on error nothing is left at ``path``."""
-        path = Path(path)
-        folder = path.parent if str(path.parent) else Path(".")
-        tmp = folder / f".{path.stem}-{uuid.uuid4().hex[:8]}.part.mp4"
-        try:
-            # os.open with 0o666 honours the user's umask (mkstemp would make the video owner-only)
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except OSError as exc:
-            raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}; choose another output path") from exc
-        try:
-            video = self._encode(frames, audio, Path(tmp), fps)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Encode ``frames`` (and ``audio``) to ``path``; on error ``path`` is left as it was.
+
+        The container follows the extension (one of :attr:`suffixes`).
+
+        Raises:
+            OutputError: ``path`` is not a regular file, its folder cannot be written, or its
+                extension is not one of :attr:`suffixes`.
+        """
+        path = check_output_path(path, writer=self)
+        container = self.CONTAINERS[path.suffix.lower()]
+        with atomic_file(path) as tmp:
+            video = self._encode(frames, audio, tmp, fps, container)
         return Video(path, video.fps, video.width, video.height, video.n_frames, video.audio_duration, video.has_audio)
 
-    def _encode(self, frames: Iterable[FrameChunk], audio: Audio | None, tmp: Path, fps: float) -> Video:
+    def _encode(self, frames: Iterable[FrameChunk], audio: Audio | None, tmp: Path, fps: float, container: str = "mp4") -> Video:
         import av
 
         rate = Fraction(fps).limit_denominator(1001)
         n = 0
         width = height = 0
-        with av.open(str(tmp), mode="w", format="mp4") as out:
+        with av.open(str(tmp), mode="w", format=container) as out:
             vstream = None
             for chunk in frames:
                 if vstream is None:

@@ -14,15 +14,23 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ModelLoadError, StageError, TextError
+from ..errors import ConfigError, MissingDependencyError, ModelLoadError, StageError, TextError
 from ..hookspecs import hookimpl
 from ..stages import BackendBase, speakable_text
+from ..text import check_scripts, language_scripts, split_sentences
 from ..values import Audio, PhonemeTiming, VoiceProfile
 
 log = logging.getLogger(__name__)
 
-#: Languages of the bundled voice. Text in other scripts is refused with a clear error.
+#: The bundled voice (en_US). Text in scripts it cannot read is refused with a clear error.
 BUNDLED_VOICE = "en_US-joe-medium"
+
+#: A piper voice per writing system, from rhasspy/piper-voices v1.0.0 (for error messages).
+VOICES_BY_SCRIPT = {
+    "Arab": "ar_JO-kareem-medium", "Cyrl": "ru_RU-irina-medium", "Grek": "el_GR-rapunzelina-low",
+    "Geor": "ka_GE-natia-medium", "Mlym": "ml_IN-arjun-medium", "Deva": "ne_NP-google-medium",
+    "Hani": "zh_CN-huayan-medium",
+}
 
 
 class PiperTTS(BackendBase):
@@ -34,6 +42,10 @@ class PiperTTS(BackendBase):
         noise_scale, noise_w_scale: piper's sampling noise (None keeps the voice's defaults).
         speaker_id: speaker of a multi-speaker voice.
         sentence_silence: seconds of silence after each sentence.
+        max_chars: longest piece of text synthesised in one go. Longer sentences are cut at
+            clauses, then between words (:func:`~talkinghead.text.split_sentences`); piper's memory
+            grows with the piece (a 4,990-character run-on sentence peaked ~200 MB above the loaded
+            voice in 150-character pieces, ~540 MB in 300-character ones, 6.5–12 GB in one piece).
     """
 
     stage: ClassVar[str] = "tts"
@@ -49,10 +61,14 @@ class PiperTTS(BackendBase):
         noise_w_scale: float | None = None,
         speaker_id: int | None = None,
         sentence_silence: float = 0.0,
+        max_chars: int = 150,
     ) -> None:
+        if max_chars < 20:
+            raise ConfigError(f"max_chars must be at least 20, got {max_chars}")
         self.voice = voice
         self.length_scale, self.noise_scale, self.noise_w_scale = length_scale, noise_scale, noise_w_scale
         self.speaker_id, self.sentence_silence = speaker_id, sentence_silence
+        self.max_chars = int(max_chars)
         self._voice = None
 
     def _voice_path(self) -> Path:
@@ -97,7 +113,31 @@ class PiperTTS(BackendBase):
     def voices(self) -> Sequence[str]:
         return [self.voice or BUNDLED_VOICE]
 
+    def scripts(self, voice: VoiceProfile | None = None) -> frozenset[str] | None:
+        """The writing systems the loaded voice reads (from its espeak language), None if unknown."""
+        self.load()
+        if getattr(self._voice.config, "phoneme_type", None) is not None and str(
+            getattr(self._voice.config.phoneme_type, "value", self._voice.config.phoneme_type)
+        ) != "espeak":
+            return None
+        return language_scripts(getattr(self._voice.config, "espeak_voice", None))
+
+    @classmethod
+    def suggest_voices(cls, script: str) -> list[str]:
+        """How piper could speak ``script``: a published voice for it, if there is one."""
+        name = VOICES_BY_SCRIPT.get(script)
+        if name is None:
+            return []
+        return [
+            f"a piper voice that reads it, such as {name} (download {name}.onnx and {name}.onnx.json from "
+            f"huggingface.co/rhasspy/piper-voices, then tts=('piper', {{'voice': 'PATH/{name}.onnx'}}), "
+            f"CLI: --set tts.voice=PATH/{name}.onnx)"
+        ]
+
     def synthesize(self, text: str, *, voice: VoiceProfile | None = None) -> Audio:
+        """Speak ``text``, synthesised in pieces of at most ``max_chars`` characters
+        (:func:`~talkinghead.text.split_sentences`) so memory stays bounded however long a sentence
+        is; the phoneme timings run on continuously across the pieces."""
         text = speakable_text(text, require_words=True)
         self.load()
         if voice is not None and voice.voice and voice.voice not in (self.voice, BUNDLED_VOICE):
@@ -105,6 +145,8 @@ class PiperTTS(BackendBase):
                 f"piper backend was loaded with voice {self.voices()[0]!r}; to use {voice.voice!r}, "
                 "create the backend with voice=<path to that .onnx>"
             )
+        check_scripts(text, self.scripts(voice), voice=f"the piper voice {self.voices()[0]}",
+                      hint="use a voice for that language (talkinghead voices --tts espeak lists espeak's)")
         from piper import SynthesisConfig
 
         syn_config = SynthesisConfig(
@@ -113,6 +155,14 @@ class PiperTTS(BackendBase):
             noise_scale=self.noise_scale,
             noise_w_scale=self.noise_w_scale,
         )
+        pieces = [self._synthesize_piece(piece, syn_config) for piece in split_sentences(text, self.max_chars)]
+        pieces = [p for p in pieces if p is not None]
+        if not pieces:
+            raise TextError(f"piper produced no speech for {text!r}; is the text in English?")
+        return Audio.concatenate(pieces)
+
+    def _synthesize_piece(self, text: str, syn_config) -> Audio | None:
+        """One bounded piece of text (piper cuts it further into its sentences); None if silent."""
         rate = self._voice.config.sample_rate
         chunks: list[np.ndarray] = []
         phonemes: list[PhonemeTiming] = []
@@ -134,7 +184,7 @@ class PiperTTS(BackendBase):
         except Exception as exc:
             raise StageError("tts", self.name, str(exc)) from exc
         if not chunks or n == 0:
-            raise TextError(f"piper produced no speech for {text!r}; is the text in English?")
+            return None
         return Audio(np.concatenate(chunks), rate, phonemes=tuple(phonemes))
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
 from typing import TextIO
 
@@ -38,8 +41,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process gets SIGTERM or SIGHUP while a command runs.
+
+    It unwinds the command like Ctrl-C does (the writer removes its unfinished temporary file, the
+    old output stays), and :func:`main` exits with ``128 + signal number``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: Signals that stop a command the way Ctrl-C does: ``timeout``, docker, systemd send SIGTERM,
+#: a closed terminal SIGHUP.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """While the block runs, SIGTERM/SIGHUP raise :class:`Terminated`; the old handlers are restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    previous = {}
+    try:
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 error a user can fix, 2 usage, 3 internal)."""
+    """Run the CLI; returns the exit code (0 ok, 1 error a user can fix, 2 usage, 3 internal,
+    130 interrupted by Ctrl-C, 143 stopped by SIGTERM, 129 by SIGHUP)."""
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
@@ -55,7 +96,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=err)
     try:
-        return int(args.func(args, out, err) or 0)
+        with _stop_signals_raise():
+            return int(args.func(args, out, err) or 0)
+    except Terminated as exc:
+        name = signal.Signals(exc.signum).name
+        err.write(f"stopped by {name} before the command finished (no unfinished video is left behind)\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return 130

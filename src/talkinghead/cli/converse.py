@@ -17,7 +17,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from ..errors import BadInputError, ConfigError, NothingUnderstoodError, TalkingHeadError
+from ..errors import (
+    BadInputError,
+    ConfigError,
+    MissingDependencyError,
+    ModelLoadError,
+    NothingUnderstoodError,
+    ServiceError,
+    TalkingHeadError,
+)
 from .common import ProgressBar, add_render_flags, build_avatar as avatar_from_flags, parse_settings, typed_config
 
 log = logging.getLogger(__name__)
@@ -118,8 +126,11 @@ def run_chat(
     """``talkinghead chat``: one question per input line, an answer and its video path per reply.
 
     A line that is the path of an existing audio file is transcribed (needs an ASR stage).
-    ``/reset`` forgets the conversation, ``/quit`` (or end of input) leaves. A failed turn is
-    reported on ``error_stream`` and the chat goes on.
+    ``/reset`` forgets the conversation, ``/quit`` (or end of input) leaves. The avatar's models are
+    loaded before the first question, so a missing package or model is reported once, at the start.
+    A failed turn is reported on ``error_stream`` and the chat goes on, unless no later question
+    could succeed (a configuration error, a missing package or model, a refused API key): then the
+    chat ends with that error's exit code.
 
     Args:
         avatar: the :class:`~talkinghead.Avatar` to talk with (it needs an ``llm`` stage).
@@ -130,12 +141,20 @@ def run_chat(
         prompt: printed before reading each line (e.g. ``"you> "`` for an interactive terminal).
 
     Returns:
-        0 when the input ended or the user left; 2 when the avatar cannot hold a conversation.
+        0 when the input ended or the user left; otherwise the exit code of the error that ended it
+        (1 a stage or service failed, 2 bad configuration).
     """
     errors = error_stream or output_stream
     if getattr(avatar, "llm", None) is None:
-        print("error: chat needs an LLM; pass --llm openai (and --llm-option base_url=...)", file=errors)
+        print("error: chat needs an LLM; pass --llm openai (and --set llm.base_url=URL for a local server)", file=errors)
         return EXIT_BAD_INPUT
+    preload = getattr(avatar, "preload", None)
+    if preload is not None:
+        try:  # a missing extra or model fails here, once, before the first question
+            preload()
+        except TalkingHeadError as exc:
+            print(f"error: {exc}", file=errors)
+            return exit_code(exc)
     while True:
         if prompt:
             output_stream.write(prompt)
@@ -160,11 +179,18 @@ def run_chat(
             reply = avatar.ask(line)
         except TalkingHeadError as exc:
             print(f"error: {exc}", file=errors)
-            if isinstance(exc, ConfigError):
-                return EXIT_BAD_INPUT
+            if _fatal(exc):  # the next question would fail the same way
+                return exit_code(exc)
             continue
         _print_reply(reply, output_stream, json_output)
         output_stream.flush()
+
+
+def _fatal(exc: TalkingHeadError) -> bool:
+    """Errors no other question can avoid: configuration, missing packages or models, a refused key."""
+    if isinstance(exc, (ConfigError, MissingDependencyError, ModelLoadError)):
+        return True
+    return isinstance(exc, ServiceError) and not exc.transient
 
 
 def list_voices(

@@ -136,7 +136,9 @@ class ConversationService:
                 if audio is not None:
                     self.engine.with_asr(avatar)
                 try:
-                    reply = avatar.ask(text if text is not None else audio, ctx.video_path, voice=session.voice)
+                    reply = avatar.ask(
+                        text if text is not None else audio, ctx.video_path, voice=session.voice, text_only=text is not None
+                    )
                 finally:
                     avatar.progress = None
             ctx.queue.store.commit_file("job", ctx.id, "video.mp4")

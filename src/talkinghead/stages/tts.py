@@ -14,6 +14,11 @@ class TTS(Protocol):
 
     Capabilities: ``"phonemes"`` (fills :attr:`Audio.phonemes`), ``"words"`` (fills
     :attr:`Audio.words`), ``"clone"`` (uses :attr:`VoiceProfile.reference`), ``"offline"``.
+
+    Optional: ``scripts(voice) -> frozenset[str] | None`` names the writing systems (ISO 15924)
+    the voice reads, so the Avatar refuses other text before synthesis; the classmethod
+    ``suggest_voices(script) -> list[str]`` says how this backend could speak a script, for that
+    error. Long text should be synthesised in bounded pieces (:func:`talkinghead.text.split_sentences`).
     """
 
     stage: ClassVar[str]

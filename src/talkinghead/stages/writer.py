@@ -14,7 +14,12 @@ class Writer(Protocol):
     """Writes a video.
 
     :meth:`write` consumes the frame iterator as it is produced (streaming) and must write
-    atomically: on any error, including one raised by the iterator, no file is left at ``path``.
+    atomically: on any error, including one raised by the iterator, no file is left at ``path``
+    and the file that was there before is kept (:func:`talkinghead.output.atomic_file` does this).
+
+    ``suffix`` is the default file extension; a writer that produces several declares them all in
+    an optional ``suffixes`` class attribute (``(".mp4", ".mov")``). Output paths with another
+    extension are refused before any work (:func:`talkinghead.output.check_output_path`).
     """
 
     stage: ClassVar[str]

@@ -6,6 +6,7 @@ fast, and inspectable (``FakeLLM.requests``, ``MemoryWriter.frames``...).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -112,15 +113,19 @@ class FakeLLM(BackendBase):
 class FakeAnimator(BackendBase):
     """Draws the portrait with a dark bar over the mouth whose height follows the audio level.
 
-    Uses a face box at the centre of the image (or ``faces`` given at construction).
+    Uses a face box at the centre of the image (or ``faces`` given at construction); ``delay``
+    seconds of sleep before each chunk make a render slow enough to interrupt in tests.
     """
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "fake"
     capabilities: ClassVar[frozenset[str]] = frozenset({"offline"})
 
-    def __init__(self, *, chunk_size: int = 8, faces: Sequence[Face] | None = None, size: int | None = None) -> None:
+    def __init__(
+        self, *, chunk_size: int = 8, faces: Sequence[Face] | None = None, size: int | None = None, delay: float = 0.0
+    ) -> None:
         self.chunk_size = chunk_size
+        self.delay = delay
         self.faces = faces
         self.size = size
         self.prepare_calls = 0
@@ -145,6 +150,8 @@ class FakeAnimator(BackendBase):
         x1, y1, x2, y2 = (int(v * s) for v in face.box)
         cy = int(y1 + 0.8 * (y2 - y1))
         for start in range(0, n, self.chunk_size):
+            if self.delay:
+                time.sleep(self.delay)
             stop = min(n, start + self.chunk_size)
             frames = np.repeat(image[None], stop - start, axis=0)
             for k, i in enumerate(range(start, stop)):

@@ -78,7 +78,7 @@ class OpenAIASR(oc.ClientBackend):
         if self.prompt:
             request["prompt"] = self.prompt
         result = oc.with_retries(
-            lambda: self._client.audio.transcriptions.create(**request),
+            lambda: self._client.audio.transcriptions.create(**request, timeout=self._attempt_timeout()),
             stage="asr", backend=self.name, base_url=self.base_url,
             key_env=oc.key_env_name(self.api_key_env, self.api_version),
             retries=self.retries, backoff=self.backoff, max_backoff=self.max_backoff,

@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ...errors import ConfigError, MissingDependencyError, ServiceError
+from ... import deadline as _deadline
+from ...errors import ConfigError, DeadlineError, MissingDependencyError, ServiceError
 from ...stages import BackendBase
 from ...values import Audio
 
@@ -155,10 +156,14 @@ def with_retries(
     """Run ``call``; retry transient failures with exponential back-off, then raise ServiceError.
 
     The delay before retry ``i`` (0-based) is ``min(max_backoff, backoff * 2**i)`` plus up to 10 %
-    jitter. Permanent failures (bad key, unknown model, bad request) are raised at once.
+    jitter. Permanent failures (bad key, unknown model, bad request) are raised at once. Inside a
+    :func:`talkinghead.deadline.deadline`, no attempt starts after it and no retry is waited for
+    that would end after it (:class:`~talkinghead.errors.DeadlineError`); ``call`` should take its
+    request time-out from :func:`attempt_timeout`.
     """
     attempt = 0
     while True:
+        _deadline.check(stage, backend)
         try:
             return call()
         except ServiceError:
@@ -167,14 +172,29 @@ def with_retries(
             err = classify(exc, stage=stage, backend=backend, base_url=base_url, key_env=key_env)
             if err is None:
                 raise
+            left = _deadline.remaining()
+            if err.transient and left is not None and left <= 0.05:
+                raise _deadline_error(stage, backend, err) from exc
             if not err.transient or attempt >= retries:
                 if err.transient and retries:
                     err = ServiceError(stage, backend, f"{_tail(err)} (gave up after {attempt + 1} attempts)", transient=True)
                 raise err from exc
             delay = min(max_backoff, backoff * (2**attempt)) * (1 + 0.1 * random.random())
+            if left is not None and delay >= left:
+                raise _deadline_error(stage, backend, err) from exc
             log.warning("%s %s: %s; retrying in %.2f s (%d/%d)", stage, backend, _tail(err), delay, attempt + 1, retries)
             sleep(delay)
             attempt += 1
+
+
+def attempt_timeout(timeout: float, stage: str = "", backend: str = "") -> float:
+    """The time-out for one request: the backend's ``timeout``, or what is left of the turn's deadline."""
+    return _deadline.attempt_timeout(timeout, stage, backend)
+
+
+def _deadline_error(stage: str, backend: str, last: ServiceError) -> DeadlineError:
+    err = _deadline._error(stage, backend)
+    return DeadlineError(stage, backend, f"{_tail(err)} (last failure: {_tail(last)})")
 
 
 def _tail(err: ServiceError) -> str:
@@ -218,6 +238,10 @@ class ClientBackend(BackendBase):
     """
 
     _client: Any = None
+
+    def _attempt_timeout(self) -> float:
+        """This backend's ``timeout``, or less when the turn's deadline is nearer."""
+        return attempt_timeout(self.timeout, self.stage, self.name)
 
     def load(self) -> None:
         if self._client is None:

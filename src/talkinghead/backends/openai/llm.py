@@ -99,7 +99,7 @@ class OpenAILLM(oc.ClientBackend):
         """
         self.load()
         request = self._request(messages)
-        response = self._retry(lambda: self._client.chat.completions.create(**request))
+        response = self._retry(lambda: self._client.chat.completions.create(**request, timeout=self._attempt_timeout()))
         choices = getattr(response, "choices", None) or []
         text = (choices[0].message.content or "") if choices else ""
         if not text.strip():
@@ -118,7 +118,7 @@ class OpenAILLM(oc.ClientBackend):
         """
         self.load()
         request = self._request(messages, stream=True)
-        stream = self._retry(lambda: self._client.chat.completions.create(**request))
+        stream = self._retry(lambda: self._client.chat.completions.create(**request, timeout=self._attempt_timeout()))
         got_text = False
         try:
             for chunk in stream:

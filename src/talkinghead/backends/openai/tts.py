@@ -18,6 +18,9 @@ OPENAI_VOICES = (
     "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
 )
 
+#: Writing systems of the languages OpenAI documents for its speech API (besides Latin).
+SCRIPTS = frozenset({"Arab", "Armn", "Cyrl", "Grek", "Hani", "Hebr", "Deva", "Hira", "Kana", "Knda", "Hang", "Taml", "Thai"})
+
 #: Longest input the speech API accepts (characters).
 MAX_INPUT_CHARS = 4096
 
@@ -70,6 +73,13 @@ class OpenAITTS(oc.ClientBackend):
         self._client: Any = None
 
 
+    @classmethod
+    def suggest_voices(cls, script: str) -> list[str]:
+        """OpenAI's speech voices read the languages of Whisper's list, in these scripts."""
+        if script not in SCRIPTS:
+            return []
+        return ["tts='openai' (OpenAI's voices speak it; needs OPENAI_API_KEY and a network)"]
+
     def voices(self) -> Sequence[str]:
         """The voice names (OpenAI's, or ``voices_list`` for another server)."""
         return list(self.voices_list or OPENAI_VOICES)
@@ -96,7 +106,7 @@ class OpenAITTS(oc.ClientBackend):
             request["instructions"] = self.instructions
 
         def call() -> bytes:
-            response = self._client.audio.speech.create(**request)
+            response = self._client.audio.speech.create(**request, timeout=self._attempt_timeout())
             return response.read() if hasattr(response, "read") else bytes(response.content)
 
         data = oc.with_retries(
