@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TextIO
@@ -85,15 +84,10 @@ def _check_output(path: str, suffix: str) -> Path:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent if str(dst.parent) else ".")
-    os.close(fd)
-    try:
+    from ..output import atomic_file
+
+    with atomic_file(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingDependencyError
+from ..output import atomic_file
 from .graphs import GraphSpec
 
 log = logging.getLogger(__name__)
@@ -70,19 +70,11 @@ def export_graph(spec: GraphSpec, path: str | os.PathLike, *, opset: int = OPSET
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     module = spec.module.eval()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic and dynamo's deprecation note
-            torch.onnx.export(module, tuple(spec.inputs.values()), tmp, dynamo=False, opset_version=opset,
-                              input_names=list(spec.inputs), output_names=list(spec.outputs),
-                              dynamic_axes=spec.dynamic or None, do_constant_folding=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic and dynamo's deprecation note
+        torch.onnx.export(module, tuple(spec.inputs.values()), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=list(spec.inputs), output_names=list(spec.outputs),
+                          dynamic_axes=spec.dynamic or None, do_constant_folding=True)
     max_d = mean_d = scale = float("nan")
     if check:
         from .runtime import make_session
@@ -125,9 +117,6 @@ def export_graphs(specs: Sequence[GraphSpec], out_dir: str | os.PathLike, *, met
     graphs.update({r.name: asdict(r) for r in results})
     manifest.update({"format": "talkinghead-onnx", "opset": OPSET, "torch": torch.__version__, **(meta or {}),
                      "graphs": graphs})
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, manifest_path)
+    with atomic_file(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     return results

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MissingDependencyError
+from ..output import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,8 @@ def quantize_graph(src: str | os.PathLike, dst: str | os.PathLike, variant: str,
     if variant not in QUANT_VARIANTS:
         raise ValueError(f"variant must be one of {QUANT_VARIANTS}, got {variant!r}")
     src, dst = Path(src), Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".onnx", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_file(dst) as out:
+        tmp = str(out)
         if variant == "int8":
             quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8)
         elif variant == "int8s":
@@ -78,10 +77,5 @@ def quantize_graph(src: str | os.PathLike, dst: str | os.PathLike, variant: str,
 
             model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, op_block_list=FP16_BLOCK)
             onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     log.info("onnx: %s -> %s (%s, %.1f MB)", src.name, dst.name, variant, dst.stat().st_size / 1e6)
     return dst

@@ -10,7 +10,7 @@ An avatar pack (``.thbank``) is a zip archive::
 
 Arrays are read with ``allow_pickle=False``; sizes are checked against the manifest before
 anything is decompressed, so a hostile or truncated file is refused with a clear error instead of
-exhausting memory. Packs are written to a temporary file and renamed into place.
+exhausting memory. Packs are written through :func:`talkinghead.output.atomic_file`.
 
 While a bank is built, ``<pack>.part/`` holds the plan (states, scale, manifest) and one ``.npy`` per
 rendered frame, each written atomically: an interrupted build resumes where it stopped.
@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,24 +109,19 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 
 def write_pack(pack: BankPack, path: str | os.PathLike) -> Path:
-    """Write ``pack`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``pack`` to ``path`` atomically (:func:`talkinghead.output.atomic_file`)."""
+    from ...output import atomic_file
+
     path = Path(path)
     pack.validate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
-            z.writestr("manifest.json", json.dumps(pack.manifest, indent=1, sort_keys=True))
-            for name, arr in (("states", pack.states), ("mean", pack.mean), ("scale", pack.scale),
-                              ("frames", pack.frames)):
-                z.writestr(f"{name}.npy", _npy_bytes(arr))
-            for name, arr in pack.state.items():
-                z.writestr(f"state/{name}.npy", _npy_bytes(np.asarray(arr)))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        z.writestr("manifest.json", json.dumps(pack.manifest, indent=1, sort_keys=True))
+        for name, arr in (("states", pack.states), ("mean", pack.mean), ("scale", pack.scale),
+                          ("frames", pack.frames)):
+            z.writestr(f"{name}.npy", _npy_bytes(arr))
+        for name, arr in pack.state.items():
+            z.writestr(f"state/{name}.npy", _npy_bytes(np.asarray(arr)))
     return path
 
 
@@ -234,13 +228,8 @@ class BuildDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def _atomic(self, path: Path, write) -> None:  # type: ignore[no-untyped-def]
+        from ...output import atomic_file
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+            write(fh)
