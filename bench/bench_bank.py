@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights-dir", help="SadTalker weights folder")
     ap.add_argument("--runtime", default="torch", help="SadTalker runtime (torch, onnx, onnx-int8, onnx-fp16)")
+    ap.add_argument("--param-runtime", nargs="+", default=["auto"],
+                    help="SadTalker's parameter networks at play time: auto (onnxruntime), torch, ... (one row each)")
     ap.add_argument("--no-quality", action="store_true", help="skip the direct render and the quality columns")
     ap.add_argument("--bank-dir", help="cache folder (default: a temporary one, so every K is built)")
     args = ap.parse_args(argv)
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
         source_config: dict = {}
     else:
         portrait = Portrait(base)
-        source_config = {"size": args.size, "runtime": args.runtime}
+        source_config = {"size": args.size, "runtime": args.runtime, "seed": 0}
         if args.weights_dir:
             source_config["weights_dir"] = args.weights_dir
     tts = PiperTTS()
@@ -112,64 +114,70 @@ def main(argv=None) -> int:
 
     direct = None
     rows = []
-    for k in args.k:
-        for interp in args.interpolation:
-            bank = BankAnimator(source=args.source, source_config=source_config, k=k, tts=tts, bank_dir=bank_dir,
+    runs = [(k, interp, pr) for k in args.k for interp in args.interpolation
+            for pr in (args.param_runtime if args.source == "sadtalker" else ["-"])]
+    for k, interp, param_runtime in runs:
+        config = dict(source_config, param_runtime=param_runtime) if args.source == "sadtalker" else source_config
+        def animator(config=config, k=k, interp=interp):
+            return BankAnimator(source=args.source, source_config=config, k=k, tts=tts, bank_dir=bank_dir,
                                 sentences=args.sentences, interpolation=interp, flow_preset=args.flow_preset)
+
+        t0 = time.perf_counter()
+        path = animator().build(portrait)  # built (or found) by one animator, played by a fresh one
+        build_s = time.perf_counter() - t0
+        bank = animator()
+        t0 = time.perf_counter()
+        prepared = bank.prepare(portrait)
+        prep_s = time.perf_counter() - t0
+        m = prepared.pack.manifest
+        frames, first_ms, fps = None, 0.0, 0.0
+        for _ in range(2):  # the second run is warm (flows of the pairs it meets are cached)
             t0 = time.perf_counter()
-            path = bank.build(portrait)
-            build_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            prepared = bank.prepare(portrait)
-            prep_s = time.perf_counter() - t0
-            m = prepared.pack.manifest
-            frames, first_ms, fps = None, 0.0, 0.0
-            for _ in range(2):  # the second run is warm (flows of the pairs it meets are cached)
+            chunks, first = [], None
+            for chunk in bank.animate(prepared, clip, fps=args.fps):
+                if first is None:
+                    first = time.perf_counter() - t0
+                chunks.append(chunk.frames)
+            total = time.perf_counter() - t0
+            frames = np.concatenate(chunks)
+            first_ms, fps = first * 1000, len(frames) / total
+        row = {"k": k, "interp": interp, "params": param_runtime, "build_s": float(m.get("build_seconds", build_s)),
+               "render_s_per_frame": float(m.get("render_seconds", 0)) / max(1, k), "prepare_s": prep_s,
+               "fps": fps, "first_ms": first_ms, "frames": len(frames), "pack_mb": path.stat().st_size / 1e6}
+        if not args.no_quality:
+            if direct is None:
+                src = bank.source
+                src.load()
+                sp = src.prepare(portrait)
                 t0 = time.perf_counter()
-                chunks, first = [], None
-                for chunk in bank.animate(prepared, clip, fps=args.fps):
-                    if first is None:
-                        first = time.perf_counter() - t0
-                    chunks.append(chunk.frames)
-                total = time.perf_counter() - t0
-                frames = np.concatenate(chunks)
-                first_ms, fps = first * 1000, len(frames) / total
-            row = {"k": k, "interp": interp, "build_s": float(m.get("build_seconds", build_s)),
-                   "render_s_per_frame": float(m.get("render_seconds", 0)) / max(1, k), "prepare_s": prep_s,
-                   "fps": fps, "first_ms": first_ms, "frames": len(frames), "pack_mb": path.stat().st_size / 1e6}
-            if not args.no_quality:
-                if direct is None:
-                    src = bank.source
-                    src.load()
-                    sp = src.prepare(portrait)
-                    t0 = time.perf_counter()
-                    direct = np.concatenate([c.frames for c in src.animate(sp, clip, fps=args.fps)])
-                    direct_fps = len(direct) / (time.perf_counter() - t0)
-                    lip_direct = lip_apertures(direct)
-                a, b = _region(bank, prepared, frames), _region(bank, prepared, direct)
-                lip_bank = lip_apertures(frames)
-                grey = [(cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY),
-                         cv2.cvtColor(np.ascontiguousarray(y), cv2.COLOR_RGB2GRAY)) for x, y in zip(a, b)]
-                row.update(psnr=float(np.mean([psnr(x, y) for x, y in zip(a, b)])),
-                           ssim=float(np.mean([ssim(x, y) for x, y in grey])),
-                           lip_r=best_lag(lip_bank, lip_direct, 0)[0],
-                           lip_audio=best_lag(lip_bank, env, 2)[0], lip_audio_direct=best_lag(lip_direct, env, 2)[0],
-                           direct_fps=direct_fps)
-            rows.append(row)
-            print(f"  done K={k} {interp}: {row}", file=sys.stderr, flush=True)
+                direct = np.concatenate([c.frames for c in src.animate(sp, clip, fps=args.fps)])
+                direct_fps = len(direct) / (time.perf_counter() - t0)
+                lip_direct = lip_apertures(direct)
+            a, b = _region(bank, prepared, frames), _region(bank, prepared, direct)
+            lip_bank = lip_apertures(frames)
+            grey = [(cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY),
+                     cv2.cvtColor(np.ascontiguousarray(y), cv2.COLOR_RGB2GRAY)) for x, y in zip(a, b)]
+            row.update(psnr=float(np.mean([psnr(x, y) for x, y in zip(a, b)])),
+                       ssim=float(np.mean([ssim(x, y) for x, y in grey])),
+                       lip_r=best_lag(lip_bank, lip_direct, 0)[0],
+                       lip_audio=best_lag(lip_bank, env, 2)[0], lip_audio_direct=best_lag(lip_direct, env, 2)[0],
+                       direct_fps=direct_fps)
+        rows.append(row)
+        print(f"  done K={k} {interp}: {row}", file=sys.stderr, flush=True)
 
     print(f"bank animator, source {args.source}, portrait {portrait.size[0]}x{portrait.size[1]}, held-out clip "
           f"{clip.duration:.1f} s at {args.fps:g} fps, speech set {m['speech']['seconds']:.0f} s "
           f"({m['speech']['sentences']} sentences); torch/cv2 threads {args.threads}, {os.cpu_count()} CPUs visible")
-    head = "| K | interp | build s | s/frame | pack MB | play fps | first chunk ms |"
-    sep = "|---|---|---|---|---|---|---|"
+    head = "| K | interp | parameter nets | build s | s/frame | pack MB | play fps | first chunk ms |"
+    sep = "|---|---|---|---|---|---|---|---|"
     if not args.no_quality:
         head += " PSNR dB | SSIM | lip r vs direct | lip r vs audio (bank / direct) |"
         sep += "---|---|---|---|"
     print(head)
     print(sep)
     for r in rows:
-        line = (f"| {r['k']} | {r['interp']} | {r['build_s']:.1f} | {r['render_s_per_frame']:.3f} | {r['pack_mb']:.1f} "
+        line = (f"| {r['k']} | {r['interp']} | {r['params']} | {r['build_s']:.1f} | {r['render_s_per_frame']:.3f} "
+                f"| {r['pack_mb']:.1f} "
                 f"| {r['fps']:.1f} | {r['first_ms']:.0f} |")
         if "psnr" in r:
             line += (f" {r['psnr']:.2f} | {r['ssim']:.4f} | {r['lip_r']:.3f} | {r['lip_audio']:.3f} / "

@@ -111,10 +111,12 @@ class BankAnimator(BackendBase):
             self.source_name = source
             self.source = get_registry().create("animator", source, dict(source_config or {}))
             self.source_config = dict(source_config or {})
+            self._owns_source = True
         else:
             self.source_name = str(getattr(source, "name", type(source).__name__))
             self.source = source
             self.source_config = {}
+            self._owns_source = False
         if not is_bankable(self.source):
             raise ConfigError(f"the {self.source_name!r} animator cannot be banked: it does not implement "
                               "talkinghead.stages.BankableAnimator (bank_parameters, bank_render, ...); "
@@ -216,6 +218,8 @@ class BankAnimator(BackendBase):
                             "`talkinghead bank build` does it ahead of time with a progress bar)", self.k,
                             self.source_name)
                 self.build(portrait, multiple_faces=multiple_faces)
+                if self._owns_source:  # playing needs only the cheap networks: free the renderer
+                    self.source.close()
             pack = read_pack(path)
             self._check_pack(pack, portrait, path)
         return self.play(pack, path=path)
