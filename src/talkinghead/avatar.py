@@ -6,11 +6,12 @@ ASR → LLM → TTS → video with memory of the previous turns (conversation).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
@@ -24,7 +25,7 @@ from .output import check_output_path
 from .plugins import get_registry, voice_suggestions
 from .stages import PROTOCOLS, frame_count
 from .text import UnspeakableTextError, check_scripts, clean_for_speech, cut_at_sentence, speakable_text
-from .values import Audio, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
+from .values import Audio, AVChunk, FrameChunk, Portrait, Reply, Transcript, Video, VoiceProfile
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ MAX_TEXT_CHARS = 5000
 
 MULTIPLE_FACES = ("largest", "refuse")
 
+#: Default frame rate of video files (the uTalk study); streams default to 25 (see :mod:`talkinghead.streaming`).
+FILE_FPS = 20.0
+
 
 class Avatar:
     """A talking portrait.
@@ -49,7 +53,8 @@ class Avatar:
             ``(name, {config})`` pair, or a backend instance. ``animator=None`` picks ``sadtalker``
             when its weights are in the cache and ``viseme`` otherwise. ``enhancer``, ``asr`` and
             ``llm`` are optional.
-        fps: frames per second of the videos (default 20).
+        fps: frames per second (default: 20 for video files, 25 for streams; a value given here is
+            used for both).
         multiple_faces: ``"largest"`` animates the largest face; ``"refuse"`` raises
             :class:`~talkinghead.errors.MultipleFacesError`.
         max_size: portraits whose long side is larger are fitted to this before animation: downscaled,
@@ -75,7 +80,7 @@ class Avatar:
         writer: StageSpec = "mp4",
         asr: StageSpec = None,
         llm: StageSpec = None,
-        fps: float = 20,
+        fps: float | None = None,
         multiple_faces: str = "largest",
         max_size: int = 1024,
         output_dir: str | os.PathLike | None = None,
@@ -87,11 +92,14 @@ class Avatar:
         min_words: int = 2,
         turn_timeout: float | None = 60.0,
     ) -> None:
-        if not 1 <= float(fps) <= 60:
+        if fps is not None and not 1 <= float(fps) <= 60:
             raise ConfigError(f"fps must be between 1 and 60, got {fps}")
         if multiple_faces not in MULTIPLE_FACES:
             raise ConfigError(f"multiple_faces must be one of {MULTIPLE_FACES}, got {multiple_faces!r}")
-        self.fps = float(fps)
+        from .streaming.clock import STREAM_FPS
+
+        self.fps = float(fps) if fps is not None else FILE_FPS
+        self.stream_fps = float(fps) if fps is not None else float(STREAM_FPS)
         self.multiple_faces = multiple_faces
         self.max_size = int(max_size)
         self.progress = progress
@@ -301,6 +309,127 @@ class Avatar:
             os.unlink(name)
             return Path(name)
         return check_output_path(output, writer=self.writer, inputs={"portrait": self.portrait.source, **inputs})
+
+    # -- streaming ---------------------------------------------------------------------------
+    def live(self, **options: Any):
+        """A live session: an endless stream of A/V chunks that idles, listens and answers.
+
+        ``options`` are those of :class:`~talkinghead.streaming.LiveSession` (``fps``,
+        ``sample_rate``, ``realtime``, ``voice``, ``turn_timeout``, ``vad``, ``on_event``...).
+        Many sessions may run at once on one Avatar; they share its loaded models.
+
+        >>> with avatar.live(realtime=True) as session:      # doctest: +SKIP
+        ...     session.ask("What is your name?")
+        ...     for chunk in session: send(chunk)
+        """
+        from .streaming.session import LiveSession
+
+        return LiveSession(self, **options)
+
+    def stream(
+        self,
+        text_or_audio: Union[str, AudioLike],
+        *,
+        voice: VoiceProfile | None = None,
+        fps: float | None = None,
+        sample_rate: int | None = None,
+        chunk_frames: int = 5,
+        realtime: bool = False,
+    ) -> Iterator[AVChunk]:
+        """Say a text (or speak audio) as a stream of :class:`~talkinghead.values.AVChunk`.
+
+        The first chunk comes as soon as the first sentence is synthesised and its first frames
+        rendered; the next sentences are synthesised while earlier ones are rendered. Each chunk
+        holds its frames and exactly the audio samples they cover.
+
+        Args:
+            text_or_audio: text to say, or speech (path, bytes, :class:`Audio`, (samples, rate)).
+            voice: voice for text.
+            fps: frames per second (default 25 for streams).
+            sample_rate: audio rate of the chunks (default 24000).
+            chunk_frames: frames per chunk.
+            realtime: pace the chunks to the wall clock (False: as fast as possible).
+
+        Raises:
+            TextError, AudioError: unusable input (before anything is rendered).
+            StageError: a stage failed while streaming.
+        """
+        text = audio = None
+        if isinstance(text_or_audio, str) and not _looks_like_audio_path(text_or_audio):
+            text = check_text(text_or_audio)
+            if self.tts is None:
+                raise ConfigError("this Avatar has no tts stage; pass tts='piper' (or another TTS backend)")
+            _check_voice_reads(self._use(self.tts), text, voice)  # refused before anything is rendered
+        else:
+            audio = load_audio(text_or_audio)
+            try:
+                check_speech(audio)
+            except AudioError as exc:  # silence is valid: the portrait with its mouth closed
+                log.warning("%s: the stream shows the portrait with its mouth closed", str(exc).split(";")[0])
+        options = {"fps": fps, "sample_rate": sample_rate, "chunk_frames": chunk_frames, "realtime": realtime}
+        if text is not None:
+            return self._turn_stream(lambda session: session.say(text, voice=voice), options)
+        return self._turn_stream(lambda session: session.speak(audio), options)
+
+    def ask_stream(
+        self,
+        question: Union[str, AudioLike],
+        *,
+        voice: VoiceProfile | None = None,
+        language: str | None = None,
+        text_only: bool = False,
+        **options: Any,
+    ) -> Iterator[AVChunk]:
+        """Answer ``question`` like :meth:`ask`, as a stream of chunks instead of a file.
+
+        ``text_only=True``: a string is always the question, never an audio file path (servers).
+
+        The LLM's answer is spoken sentence by sentence while it is written; the exchange is
+        remembered in :attr:`conversation` (only what was spoken). ``options`` as for :meth:`stream`
+        (``fps``, ``sample_rate``, ``chunk_frames``, ``realtime``) plus ``on_event`` and
+        ``turn_timeout`` of :meth:`live`.
+
+        Raises:
+            NothingUnderstoodError: a spoken question had too few words (before the LLM is called).
+            StageError: a stage failed, or the answer took longer than ``turn_timeout``.
+        """
+        options.setdefault("chunk_frames", 5)
+        options["memory"] = self.conversation
+        return self._turn_stream(
+            lambda session: session.ask(question, voice=voice, language=language, text_only=text_only), options
+        )
+
+    def _turn_stream(self, start: Callable[[Any], Any], options: dict[str, Any]) -> Iterator[AVChunk]:
+        """The chunks of one turn of a private live session (idle chunks only when paced)."""
+        options.setdefault("turn_timeout", None)
+        realtime = bool(options.get("realtime"))
+        session = self.live(**{k: v for k, v in options.items() if v is not None or k == "turn_timeout"})
+        try:
+            turn = start(session)
+            for chunk in session:
+                if chunk.kind == "speech" or realtime:
+                    yield chunk
+                if turn.done and not session.speaking:
+                    break
+            if turn.exception is not None:
+                raise turn.exception
+            if turn.status == "deadline":
+                raise StageError("llm", getattr(self.llm, "name", "?"), turn.error or "the answer took too long")
+        finally:
+            session.close()
+
+    async def astream(self, text_or_audio: Union[str, AudioLike], **options: Any) -> AsyncIterator[AVChunk]:
+        """:meth:`stream` for ``async for`` (rendering runs in a worker thread, off the event loop)."""
+        it = self.stream(text_or_audio, **options)
+        done = object()
+        try:
+            while True:
+                chunk = await asyncio.to_thread(next, it, done)
+                if chunk is done:
+                    return
+                yield chunk
+        finally:
+            await asyncio.to_thread(it.close)
 
     # -- conversation ------------------------------------------------------------------------
     def ask(

@@ -150,6 +150,11 @@ class ModelCache:
                 self._components[key] = value
             return value
 
+    def is_loaded(self, backend: Any) -> bool:
+        """Whether :meth:`ensure_loaded` has loaded ``backend`` already (a live turn reports cold/warm)."""
+        with self._lock:
+            return self._is_loaded(backend)
+
     def clear(self) -> None:
         """Close every backend and helper model and forget all cached state."""
         with self._lock:

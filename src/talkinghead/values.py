@@ -12,6 +12,7 @@ import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,8 @@ __all__ = [
     "Face",
     "Portrait",
     "FrameChunk",
+    "AVChunk",
+    "SpokenSentence",
     "Video",
     "TranscriptWord",
     "Transcript",
@@ -129,7 +132,14 @@ class Audio:
         hop = self.sample_rate / fps
         n = n_frames if n_frames is not None else max(1, int(round(self.duration * fps)))
         out = np.zeros(n, dtype=np.float32)
-        for i in range(n):
+        first = 0
+        if float(hop).is_integer():  # whole frames at once (a stream's frames cover whole samples)
+            h = int(hop)
+            first = min(n, len(self.samples) // h)
+            if first:
+                frames = self.samples[: first * h].astype(np.float64).reshape(first, h)
+                out[:first] = np.sqrt(np.mean(frames**2, axis=1))
+        for i in range(first, n):
             a, b = int(round(i * hop)), int(round((i + 1) * hop))
             seg = self.samples[a:b]
             if seg.size:
@@ -204,6 +214,116 @@ class FrameChunk:
     def size(self) -> tuple[int, int]:
         """(width, height) of each frame."""
         return self.frames.shape[2], self.frames.shape[1]
+
+
+#: What an :class:`AVChunk` shows: the avatar speaking, idle, or listening to the user.
+ChunkKind = Literal["speech", "idle", "listening"]
+
+
+@dataclass(frozen=True, eq=False)
+class AVChunk:
+    """A piece of a live stream: video frames and exactly the audio samples they cover.
+
+    Frame ``i`` of the stream covers samples ``[i * spf, (i + 1) * spf)`` where
+    ``spf = sample_rate / fps`` is a whole number, so audio and video share one clock: every
+    timestamp is derived from :attr:`first_frame` (never from the wall clock) and the two can never
+    drift apart.
+
+    Args:
+        frames: RGB uint8 frames (N, H, W, 3).
+        samples: float32 mono samples in [-1, 1], exactly ``N * samples_per_frame`` of them.
+        sample_rate: samples per second.
+        fps: frames per second (a :class:`~fractions.Fraction`; ints and floats are converted).
+        first_frame: index of the first frame in the stream.
+        kind: ``"speech"``, ``"idle"`` or ``"listening"``.
+        text: the caption being spoken, when known.
+        segment_end: the last chunk of a speech segment (one sentence, or one pushed segment of
+            external speech); LiveKit's ``AudioSegmentEnd`` and Pipecat's ``TTSStoppedFrame``.
+        turn: the conversation turn the speech answers (None outside conversations).
+    """
+
+    frames: np.ndarray
+    samples: np.ndarray
+    sample_rate: int
+    fps: Fraction
+    first_frame: int
+    kind: ChunkKind = "speech"
+    text: str | None = None
+    segment_end: bool = False
+    turn: int | None = None
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if f.ndim != 4 or f.shape[3] != 3 or f.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {f.dtype} {f.shape}")
+        fps = Fraction(self.fps).limit_denominator(1001) if not isinstance(self.fps, Fraction) else self.fps
+        object.__setattr__(self, "fps", fps)
+        spf = self.sample_rate / fps
+        if fps <= 0 or spf.denominator != 1:
+            raise ValueError(f"{self.sample_rate} Hz at {fps} fps is not a whole number of samples per frame")
+        samples = np.asarray(self.samples, dtype=np.float32)
+        if samples.ndim != 1 or samples.shape[0] != f.shape[0] * spf.numerator:
+            raise ValueError(
+                f"{f.shape[0]} frames need exactly {f.shape[0] * spf.numerator} samples, got shape {samples.shape}"
+            )
+        object.__setattr__(self, "samples", samples)
+        if self.kind not in ("speech", "idle", "listening"):
+            raise ValueError(f"kind must be 'speech', 'idle' or 'listening', got {self.kind!r}")
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames in the chunk."""
+        return self.frames.shape[0]
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Audio samples covered by one frame."""
+        return int(self.sample_rate / self.fps)
+
+    @property
+    def first_sample(self) -> int:
+        """Index of the first audio sample in the stream."""
+        return self.first_frame * self.samples_per_frame
+
+    @property
+    def end_frame(self) -> int:
+        """Index of the frame after the last one of this chunk."""
+        return self.first_frame + self.n_frames
+
+    @property
+    def pts(self) -> Fraction:
+        """Presentation time of the first frame and sample, in seconds (exact)."""
+        return self.first_frame / self.fps
+
+    @property
+    def end_pts(self) -> Fraction:
+        """Presentation time just after the chunk, in seconds (exact)."""
+        return self.end_frame / self.fps
+
+    @property
+    def duration(self) -> Fraction:
+        """Length in seconds (exact)."""
+        return self.n_frames / self.fps
+
+    def frame_pts(self, i: int) -> Fraction:
+        """Presentation time of frame ``i`` of this chunk, in seconds."""
+        return (self.first_frame + i) / self.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of each frame."""
+        return self.frames.shape[2], self.frames.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class SpokenSentence:
+    """One sentence of speech from a streaming TTS: the text and its audio."""
+
+    text: str
+    audio: Audio
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, ServiceError, StageError
 from ..hookspecs import hookimpl
-from ..stages import BackendBase, speakable_text
+from ..stages import TTSBase, speakable_text
 from ..values import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def phonemes_from_visemes(events: Sequence[Any], duration: float) -> tuple[Phone
     return tuple(out)
 
 
-class AzureTTS(BackendBase):
+class AzureTTS(TTSBase):
     """Azure AI Speech neural voices with word boundaries and visemes (needs a Speech key).
 
     Args:
@@ -142,7 +142,7 @@ class AzureTTS(BackendBase):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "azure"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "words", "visemes", "remote"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "words", "visemes", "remote", "stream"})
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, StageError, TextError
 from ..hookspecs import hookimpl
-from ..stages import BackendBase, speakable_text
+from ..stages import TTSBase, speakable_text
 from ..text import MAX_SENTENCE_CHARS, check_scripts, language_scripts, split_sentences
 from ..values import Audio, PhonemeTiming, VoiceProfile, WordTiming
 
@@ -157,7 +157,7 @@ def _library() -> tuple[Any, int]:
         return lib, rate
 
 
-class EspeakTTS(BackendBase):
+class EspeakTTS(TTSBase):
     """eSpeak NG through its C library: phoneme (IPA) and word timings, ~100 languages, offline.
 
     Args:
@@ -171,7 +171,7 @@ class EspeakTTS(BackendBase):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "espeak"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "words", "offline"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "words", "offline", "stream"})
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, ModelLoadError, StageError, TextError
 from ..hookspecs import hookimpl
-from ..stages import BackendBase, speakable_text
+from ..stages import TTSBase, speakable_text
 from ..text import check_scripts, language_scripts, split_sentences
 from ..values import Audio, PhonemeTiming, VoiceProfile
 
@@ -33,7 +33,7 @@ VOICES_BY_SCRIPT = {
 }
 
 
-class PiperTTS(BackendBase):
+class PiperTTS(TTSBase):
     """Piper neural TTS, offline, with phoneme timings (default voice: en_US joe, bundled).
 
     Args:
@@ -50,7 +50,7 @@ class PiperTTS(BackendBase):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "piper"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "offline"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"phonemes", "offline", "stream"})
 
     def __init__(
         self,

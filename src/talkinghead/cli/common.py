@@ -7,6 +7,7 @@ Flags are parsed here into typed values; nothing below the ``cli`` package sees 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import time
 from typing import Any, TextIO
@@ -85,11 +86,13 @@ def add_render_flags(p: argparse.ArgumentParser, output_required: bool = True) -
     """The flags of every command that renders a video (image, output, fps, stages, --set)."""
     p.add_argument("--image", "-i", required=True, help="portrait image (JPEG/PNG)")
     if output_required:
-        p.add_argument("--output", "-o", required=True, help="output video file (.mp4)")
+        p.add_argument("--output", "-o", required=True, help="output video file (.mp4), or - to stream fragmented MP4 to stdout")
     else:
-        p.add_argument("--output", "-o", help="output video file (default: a new file in --output-dir)")
+        p.add_argument(
+            "--output", "-o", help="output video file (default: a new file in --output-dir), or - to stream to stdout"
+        )
         p.add_argument("--output-dir", help="folder for videos without an explicit --output")
-    p.add_argument("--fps", type=float, default=20.0, help="frames per second (default 20)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default 20; 25 with -o -)")
     for stage in ("tts", "animator", "enhancer", "writer"):
         p.add_argument(f"--{stage}", metavar="NAME", help=f"{stage} backend (see `talkinghead plugins`)")
     p.add_argument(
@@ -100,3 +103,27 @@ def add_render_flags(p: argparse.ArgumentParser, output_required: bool = True) -
     )
     p.add_argument("--multiple-faces", choices=("largest", "refuse"), help="what to do with several faces")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+# -- streaming to stdout (-o -) ------------------------------------------------------------------
+def binary_stream(out: TextIO) -> Any:
+    """The binary side of ``out`` (``sys.stdout.buffer``), or ``out`` itself when it is binary."""
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        return buffer
+    if isinstance(out, (io.RawIOBase, io.BufferedIOBase)):
+        return out
+    raise ConfigError("-o - needs a binary standard output; redirect it to a file or a pipe")
+
+
+def stream_video(chunks: Any, out: TextIO, err: TextIO) -> int:
+    """Write ``chunks`` as fragmented MP4 to ``out``'s binary stream as they are rendered; report on ``err``."""
+    from ..streaming.fmp4 import write_fmp4
+
+    t0 = time.perf_counter()
+    stats = write_fmp4(chunks, binary_stream(out))
+    err.write(
+        f"streamed {stats.frames} frames at {float(stats.fps):g} fps ({stats.width}x{stats.height}, "
+        f"{stats.frames / float(stats.fps):.2f} s, {stats.bytes} bytes) in {time.perf_counter() - t0:.1f} s\n"
+    )
+    return 0

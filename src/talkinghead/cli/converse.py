@@ -26,7 +26,14 @@ from ..errors import (
     ServiceError,
     TalkingHeadError,
 )
-from .common import ProgressBar, add_render_flags, build_avatar as avatar_from_flags, parse_settings, typed_config
+from .common import (
+    ProgressBar,
+    add_render_flags,
+    build_avatar as avatar_from_flags,
+    parse_settings,
+    stream_video,
+    typed_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -271,9 +278,11 @@ def _conversation_avatar(args: argparse.Namespace, progress: ProgressBar):
 
 
 def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    progress = ProgressBar(err, enabled=not args.quiet)
     if args.question is not None:
         args.asr = None  # a typed question needs no speech recognition
+    if args.output == "-":
+        return cmd_ask_stream(args, out, err)
+    progress = ProgressBar(err, enabled=not args.quiet)
     try:
         avatar = _conversation_avatar(args, progress)
         return run_ask(
@@ -282,6 +291,32 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     finally:
         progress.close()
+
+
+def cmd_ask_stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``ask -o -``: the answer as fragmented MP4 on stdout, spoken while the LLM writes it."""
+    from ..streaming.events import Caption
+
+    def show(event: Any) -> None:
+        if isinstance(event, Caption) and event.role == "user" and args.audio is not None:
+            err.write(f"question: {event.text}\n")
+
+    try:
+        avatar = _conversation_avatar(args, ProgressBar(err, enabled=False))
+        if args.audio is not None:
+            from ..io import load_audio
+
+            question: Any = load_audio(args.audio)
+        else:
+            question = args.question
+        code = stream_video(avatar.ask_stream(question, language=args.language, on_event=show), out, err)
+    except TalkingHeadError as exc:
+        print(f"error: {exc}", file=err)
+        return exit_code(exc)
+    history = avatar.conversation.history
+    if history:
+        err.write(f"answer: {history[-1][1]}\n")
+    return code
 
 
 def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

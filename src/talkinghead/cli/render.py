@@ -6,10 +6,12 @@ import argparse
 import time
 from typing import TextIO
 
-from .common import ProgressBar, add_render_flags, build_avatar
+from .common import ProgressBar, add_render_flags, build_avatar, stream_video
 
 
 def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.output == "-":
+        return cmd_render_stream(args, out, err)
     progress = ProgressBar(err, enabled=not args.quiet)
     avatar = build_avatar(args, progress)
     t0 = time.perf_counter()
@@ -22,6 +24,17 @@ def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{video.duration:.2f} s, made in {time.perf_counter() - t0:.1f} s)\n"
     )
     return 0
+
+
+def cmd_render_stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``-o -``: fragmented MP4 on stdout while rendering (``| ffplay -`` plays it as it comes)."""
+    avatar = build_avatar(args, ProgressBar(err, enabled=False))
+    source = args.text if args.command == "say" else args.audio
+    if args.command == "speak":
+        from ..io import load_audio
+
+        source = load_audio(source)
+    return stream_video(avatar.stream(source, chunk_frames=2), out, err)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -5,13 +5,13 @@ A backend implements one of these; :mod:`talkinghead.plugins` registers it under
 """
 
 from ..text import speakable_text
-from .animator import Animator, ProgressCallback, frame_count
+from .animator import Animator, AnimatorStream, ProgressCallback, StreamingAnimator, check_render, frame_count
 from .asr import ASR
 from .bankable import BankableAnimator, is_bankable
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
 from .llm import LLM
-from .tts import TTS
+from .tts import TTS, StreamingTTS, TTSBase, synthesize_sentences
 from .writer import Writer
 
 PROTOCOLS: dict[str, type] = {
@@ -27,9 +27,14 @@ __all__ = [
     "ASR",
     "LLM",
     "TTS",
+    "StreamingTTS",
+    "TTSBase",
+    "synthesize_sentences",
     "Animator",
     "BankableAnimator",
     "is_bankable",
+    "AnimatorStream",
+    "StreamingAnimator",
     "Enhancer",
     "Writer",
     "Backend",
@@ -38,5 +43,6 @@ __all__ = [
     "PROTOCOLS",
     "ProgressCallback",
     "frame_count",
+    "check_render",
     "speakable_text",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, StageError, TextError
-from ...stages import speakable_text
+from ...stages import TTSBase, speakable_text
 from ...values import Audio, VoiceProfile
 from . import client as oc
 
@@ -25,7 +25,7 @@ SCRIPTS = frozenset({"Arab", "Armn", "Cyrl", "Grek", "Hani", "Hebr", "Deva", "Hi
 MAX_INPUT_CHARS = 4096
 
 
-class OpenAITTS(oc.ClientBackend):
+class OpenAITTS(oc.ClientBackend, TTSBase):
     """Speech from the OpenAI speech API (or a compatible server such as a local TTS gateway).
 
     Args:
@@ -41,7 +41,7 @@ class OpenAITTS(oc.ClientBackend):
 
     stage: ClassVar[str] = "tts"
     name: ClassVar[str] = "openai"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"remote"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"remote", "stream"})
 
     def __init__(
         self,

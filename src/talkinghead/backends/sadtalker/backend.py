@@ -102,7 +102,7 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "sadtalker"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame", "bankable"})
+        {"lipsync", "head_motion", "blink", "expression", "free_view", "full_frame", "stream", "bankable"})
     #: Every file a configuration may load: the 256/512 bundles, both mapping nets, and the
     #: RetinaFace ResNet-50 + AWing files of ``landmarks="awing"`` (the legacy .pth set is an
     #: alternative to the bundle, found when present).
@@ -422,12 +422,34 @@ class SadTalkerAnimator(SadTalkerBankSupport, BackendBase):
         coeffs = self.coefficients(prepared, audio, fps=fps)
         yield from self.render(prepared, coeffs, progress=progress)
 
+    def open_stream(self, prepared: SadTalkerPrepared, *, fps: Any, sample_rate: int, first_frame: int = 0,
+                    **options: Any) -> Any:
+        """A live stream of the portrait (see :class:`.stream.SadTalkerStream`; ``options`` go to it).
+
+        Coefficients are computed block by block as audio arrives, exactly as for whole clips; idle
+        frames between sentences keep the source expression with blinks and a small head sway.
+        """
+        from .stream import SadTalkerStream
+
+        if any(v is not None and len(v) > 1 for v in (self.yaw, self.pitch, self.roll)):
+            raise ConfigError("free-view key values (yaw/pitch/roll lists) are interpolated over a clip and cannot "
+                              "be used in a live stream; give at most one value each")
+        return SadTalkerStream(self, prepared, fps=fps, sample_rate=sample_rate, first_frame=first_frame, **options)
+
     def render(self, prepared: SadTalkerPrepared, coeffs: np.ndarray, *,
                progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
         """Render (T, 70) coefficients to frames (chunks of ``chunk_frames``)."""
         assert self._nets is not None
-        t = coeffs.shape[0]
         src_sem, sem, free = self._render_inputs(prepared.source_coeff, coeffs)
+        yield from self.render_windows(prepared, src_sem, sem, free, progress=progress)
+
+    def render_windows(self, prepared: SadTalkerPrepared, src_sem: np.ndarray, sem: np.ndarray,
+                       free: dict[str, np.ndarray] | None = None, *,
+                       progress: ProgressCallback | None = None) -> Iterator[FrameChunk]:
+        """Render frames from MappingNet windows (``sem``: (T, nc, 27), see :func:`.mapping.render_inputs`)."""
+        assert self._nets is not None
+        free = free or {}
+        t = sem.shape[0]
         kp_net, gen, mapping = self._nets["kp"], self._nets["gen"], self._nets["mapping"]
         with self._grad_ctx(), self._autocast():
             kp_can = prepared.kp_canonical if prepared.kp_canonical is not None else None

@@ -271,12 +271,8 @@ class PoseVAE(nn.Module):
         """
         if not 0 <= int(pose_style) < NUM_POSE_STYLES:
             raise ConfigError(f"pose_style must be in 0..{NUM_POSE_STYLES - 1}, got {pose_style}")
-        p = next(self.parameters())
-        mel_t = torch.as_tensor(np.asarray(mels, np.float32), device=p.device)[None, :, None]  # 1,T,1,80,16
-        ref = torch.as_tensor(np.asarray(ref_pose, np.float32).reshape(1, 6), device=p.device)
-        style = torch.tensor([int(pose_style)], device=p.device)
-        n = mel_t.shape[1] - 1
-        use = mel_t[:, 1:]
+        mels = np.asarray(mels, np.float32)
+        n = mels.shape[0] - 1
         div, rem = divmod(max(n, 0), SEQ_LEN)
         n_chunks = div + (1 if rem else 0)
         if z is None:
@@ -284,20 +280,31 @@ class PoseVAE(nn.Module):
             z = [torch.randn(1, LATENT, generator=gen).numpy()[0] for _ in range(n_chunks)]
         if len(z) < n_chunks:
             raise ValueError(f"need {n_chunks} latent vectors, got {len(z)}")
-        zs = [torch.as_tensor(np.asarray(v, np.float32).reshape(1, LATENT), device=p.device) for v in z]
-        parts = [torch.zeros(1, 1, 6, device=p.device)]
+        parts = [np.zeros((1, 6), np.float32)]
         for i in range(div):
-            emb = self.audio_encoder(use[:, i * SEQ_LEN : (i + 1) * SEQ_LEN])
-            parts.append(self.netG.decoder(ref, zs[i], style, emb))
+            parts.append(self.motion_block(mels[1 + i * SEQ_LEN : 1 + (i + 1) * SEQ_LEN], ref_pose, pose_style, z[i]))
         if rem:
-            emb = self.audio_encoder(use[:, -SEQ_LEN:])
-            if emb.shape[1] != SEQ_LEN:
-                pad = emb[:, :1].repeat(1, SEQ_LEN - emb.shape[1], 1)
-                emb = torch.cat([pad, emb], 1)
-            parts.append(self.netG.decoder(ref, zs[div], style, emb)[:, -rem:])
-        motion = torch.cat(parts, 1)
-        pose = ref[:, None] + motion
-        return pose[0].float().cpu().numpy(), [np.asarray(v, np.float32).reshape(LATENT) for v in z[:n_chunks]]
+            parts.append(self.motion_block(mels[1:][-SEQ_LEN:], ref_pose, pose_style, z[div])[-rem:])
+        motion = np.concatenate(parts, 0)
+        pose = np.asarray(ref_pose, np.float32).reshape(1, 6) + motion
+        return pose.astype(np.float32), [np.asarray(v, np.float32).reshape(LATENT) for v in z[:n_chunks]]
+
+    @torch.inference_mode()
+    def motion_block(self, mels: np.ndarray, ref_pose: np.ndarray, pose_style: int, z: np.ndarray) -> np.ndarray:
+        """Head motion (offsets from ``ref_pose``) of one block of up to :data:`SEQ_LEN` mel windows.
+
+        A block of fewer windows is front-padded with its first embedding, as upstream does for a
+        clip's last, partial block (keep the last rows of the result).
+        """
+        p = next(self.parameters())
+        mel_t = torch.as_tensor(np.asarray(mels, np.float32), device=p.device)[None, :, None]  # 1,S,1,80,16
+        ref = torch.as_tensor(np.asarray(ref_pose, np.float32).reshape(1, 6), device=p.device)
+        style = torch.tensor([int(pose_style)], device=p.device)
+        zt = torch.as_tensor(np.asarray(z, np.float32).reshape(1, LATENT), device=p.device)
+        emb = self.audio_encoder(mel_t)
+        if emb.shape[1] != SEQ_LEN:
+            emb = torch.cat([emb[:, :1].repeat(1, SEQ_LEN - emb.shape[1], 1), emb], 1)
+        return self.netG.decoder(ref, zt, style, emb)[0].float().cpu().numpy()
 
 
 # ----------------------------------------------------------------- unused key groups

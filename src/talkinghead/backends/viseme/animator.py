@@ -57,7 +57,8 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "viseme"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "emotion", "bankable"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"offline", "cpu", "phonemes", "emotion", "stream", "bankable"})
 
     def __init__(
         self,
@@ -213,6 +214,23 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
             if progress is not None:
                 progress(stop, n)
             yield FrameChunk(frames, drive.first_frame + start)
+
+
+    def open_stream(
+        self, prepared: PreparedPortrait, *, fps: Any, sample_rate: int, first_frame: int = 0, emotion: EmotionSpec = None
+    ) -> Any:
+        """A live stream of the portrait (:class:`.stream.VisemeStream`): the drive over sliding windows,
+        idle motion between speech; per-stream state lives in the returned object."""
+        from fractions import Fraction
+
+        from .stream import VisemeStream
+
+        if not isinstance(prepared, PreparedPortrait):
+            raise ConfigError("open_stream() needs the result of this animator's prepare()")
+        if emotion is not None:
+            _check_emotion(emotion)
+        return VisemeStream(self, prepared, fps=Fraction(fps), sample_rate=sample_rate, first_frame=first_frame,
+                            emotion=emotion)
 
 
 def _check_emotion(spec: EmotionSpec) -> None:
