@@ -126,14 +126,16 @@ def test_bank_builds(built, portrait):
 def test_pack_plays_without_the_renderer(built, wdir, portrait):
     """A pack plays with ExpNet, PoseVAE and MappingNet only: the generator is never loaded."""
     _, path = built
-    player = BankAnimator(source="sadtalker", source_config={"weights_dir": str(wdir)}, k=3, pack=path,
-                          build="never")
+    # the parameter networks run on onnxruntime (param_runtime="auto"): their graphs go to a test folder
+    config = {"weights_dir": str(wdir), "onnx_dir": str(path.parent / "onnx")}
+    player = BankAnimator(source="sadtalker", source_config=config, k=3, pack=path, build="never")
     prepared = player.prepare(portrait)
     audio = tone_speech(["one", "two"])
     chunks = list(player.animate(prepared, audio, fps=25))
     frames = np.concatenate([c.frames for c in chunks])
     assert frames.shape == (frame_count(audio.duration, 25), 256, 256, 3)
     assert player.source._nets is None and set(player.source._light_nets) == {"exp", "pose", "mapping"}
+    assert (path.parent / "onnx" / "mapping.onnx").is_file()
     # frames whose parameters sit on a bank state are that bank frame; the others come from a pair
     params = player.source.bank_parameters(prepared.play, audio, fps=25)
     a, b, t = prepared.player.match(params)
