@@ -173,13 +173,16 @@ class SadTalkerBankSupport:
         z = [torch.randn(1, LATENT, generator=gen).numpy()[0] for _ in range(chunks)]
         coeffs = self._coefficients_from(nets, play.source_coeff, mels[:head],
                                          None if blink is None else blink[:head], z=z[:1])
-        yield self._driving(nets, play, coeffs)[:first]
+        yield self._driving(nets, play, coeffs, limit=first)
         coeffs = self._coefficients_from(nets, play.source_coeff, mels, blink, z=z)
         yield self._driving(nets, play, coeffs)[first:]
 
-    def _driving(self, nets: dict[str, Any], play: SadTalkerPlay, coeffs: np.ndarray) -> np.ndarray:
-        """(T, 45) driving keypoints of (T, 70) coefficients."""
+    def _driving(self, nets: dict[str, Any], play: SadTalkerPlay, coeffs: np.ndarray,
+                 limit: int | None = None) -> np.ndarray:
+        """(T, 45) driving keypoints of (T, 70) coefficients (of the first ``limit`` frames only)."""
         src_sem, sem, free = self._render_inputs(play.source_coeff, coeffs)
+        if limit is not None:
+            sem, free = sem[:limit], {k: v[:limit] for k, v in free.items()}
         out = np.empty((len(sem), NUM_KP * 3), np.float32)
         with self._grad_ctx(), self._autocast():
             for b0 in range(0, len(sem), PARAM_BATCH):
