@@ -155,3 +155,19 @@ def test_tiny_parameter_stream_equals_the_whole_clip(portrait):
     assert np.abs(np.concatenate(blocks) - whole).max() <= 1e-5
     short = tone_speech(["a"])  # under 65 frames: one block
     assert len(list(st.bank_parameter_stream(play, short, fps=25))) == 1
+
+
+@pytest.mark.slow
+def test_pack_streams(built, wdir, portrait, tmp_path):
+    """A live stream of the full-size bank: chunks of frames with exactly the audio they cover."""
+    pytest.importorskip("talkinghead.streaming")
+    from talkinghead import Avatar
+
+    _, path = built
+    config = {"weights_dir": str(wdir), "onnx_dir": str(tmp_path / "onnx")}
+    player = BankAnimator(source="sadtalker", source_config=config, k=3, pack=path, build="never")
+    av = Avatar(portrait, tts=FakeTTS(), animator=player, writer=None)
+    chunks = list(av.stream("hello there", fps=25, sample_rate=16000, chunk_frames=5))
+    assert chunks and all(c.frames.shape[1:] == (256, 256, 3) and len(c.samples) == 640 * len(c.frames)
+                          for c in chunks)
+    assert player.source._nets is None  # the generator was never loaded
