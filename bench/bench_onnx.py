@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     if args.face:
         if args.fill:
             from talkinghead.face.awing import AWingFAN
-            from talkinghead.face.fill import fill_like
+            from talkinghead.testing.fill import fill_like
             from talkinghead.face.gfpgan import GFPGANv1Clean
             from talkinghead.face.parsenet import ParseNet
             from talkinghead.face.retinaface import RetinaFace
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             nets = {"retinaface_mobilenet": RetinaFace("mobilenet0.25"), "retinaface_resnet50": RetinaFace("resnet50"),
                     "awing": AWingFAN(), "parsenet": ParseNet(), "gfpgan": GFPGANv1Clean(512)}
             for net in nets.values():
-                net.load_state_dict(fill_like(net), strict=False)
+                net.load_state_dict(fill_like(net))
                 net.eval()
         else:
             from talkinghead.onnx.face import load_face_networks

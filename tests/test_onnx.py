@@ -3,7 +3,7 @@
 Fast tier: every graph of the tiny seeded networks (``talkinghead.testing.nets``) exported and run
 against torch, the swap into a running animator, variants, errors. Slow tier: the parity tests on
 the official full-size checkpoint layouts filled deterministically (``tests/sadtalker_weights.py``,
-``talkinghead.face.fill``): every exported graph must agree with its torch module within 1e-4 on the
+``talkinghead.testing.fill``): every exported graph must agree with its torch module within 1e-4 on the
 example inputs (the 256² generator is ~1.2 TFLOP per frame, once in torch and once in onnxruntime).
 """
 
@@ -196,7 +196,7 @@ def test_sadtalker_runtime_onnx_parameters(wdir, exported, portrait_path):
     audio = tone_speech(["one", "two"])
     p_t = st_torch.bank_parameters(st_torch.bank_restore(state), audio, fps=25)
     p_o = st_onnx.bank_parameters(st_onnx.bank_restore(state), audio, fps=25)
-    assert p_t.shape == p_o.shape == (25, 45)
+    assert p_t.shape == p_o.shape == (20, 45)  # 0.8 s at 25 fps
     assert np.abs(p_t - p_o).max() <= TOL
     assert st_onnx.bank_fingerprint()["runtime"] == "onnx"
 
@@ -222,7 +222,7 @@ def test_quantized_variants_run(exported, nets):
 @pytest.mark.slow
 def test_face_graphs_match_torch(tmp_path):
     from talkinghead.face.awing import AWingFAN
-    from talkinghead.face.fill import fill_like
+    from talkinghead.testing.fill import fill_like
     from talkinghead.face.gfpgan import GFPGANv1Clean
     from talkinghead.face.parsenet import ParseNet
     from talkinghead.face.retinaface import RetinaFace
@@ -230,7 +230,7 @@ def test_face_graphs_match_torch(tmp_path):
     nets = {"retinaface_mobilenet": RetinaFace("mobilenet0.25"), "awing": AWingFAN(), "parsenet": ParseNet(),
             "gfpgan": GFPGANv1Clean(512)}
     for net in nets.values():
-        net.load_state_dict(fill_like(net), strict=False)
+        net.load_state_dict(fill_like(net))
         net.eval()
     results = export_graphs(face_graphs(nets), tmp_path)
     assert [r.name for r in results] == ["retinaface_mobilenet", "awing", "parsenet", "gfpgan"]
