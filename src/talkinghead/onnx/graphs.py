@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-__all__ = ["GraphSpec", "sadtalker_graphs", "face_graphs", "SADTALKER_GRAPHS", "FACE_GRAPHS"]
+__all__ = ["GraphSpec", "Features", "sadtalker_graphs", "face_graphs", "SADTALKER_GRAPHS", "FACE_GRAPHS"]
 
 #: SadTalker graphs, in pipeline order.
 SADTALKER_GRAPHS = ("expnet_audio", "posevae_audio", "posevae_resunet", "mapping", "kp_detector",
@@ -47,6 +47,13 @@ class GraphSpec:
     outputs: list[str]
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
     doc: str = ""
+
+
+class Features(NamedTuple):
+    """The generator's per-portrait source encoding (what its ``render`` reads: ``volume``, ``compressed``)."""
+
+    volume: torch.Tensor
+    compressed: torch.Tensor
 
 
 class _MappingTuple(nn.Module):
@@ -82,10 +89,8 @@ class _GeneratorRender(nn.Module):
 
     def forward(self, volume: torch.Tensor, compressed: torch.Tensor, kp_source: torch.Tensor,
                 kp_driving: torch.Tensor) -> torch.Tensor:
-        from ..backends.sadtalker.generator import SourceFeatures
-
         b = kp_driving.shape[0]
-        return self.gen.render(SourceFeatures(volume.expand(b, -1, -1, -1, -1), compressed.expand(b, -1, -1, -1, -1)),
+        return self.gen.render(Features(volume.expand(b, -1, -1, -1, -1), compressed.expand(b, -1, -1, -1, -1)),
                                kp_source, kp_driving)
 
 

@@ -96,10 +96,10 @@ class OnnxGenerator(nn.Module):
         self.encode, self.render_graph = encode, render
 
     def encode_source(self, source: torch.Tensor) -> Any:
-        from ..backends.sadtalker.generator import SourceFeatures
+        from .graphs import Features
 
         volume, compressed = self.encode(source)
-        return SourceFeatures(volume, compressed)
+        return Features(volume, compressed)
 
     def render(self, src: Any, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
         return self.render_graph(src.volume[:1].contiguous(), src.compressed[:1].contiguous(), kp_source, kp_driving)
