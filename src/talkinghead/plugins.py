@@ -46,6 +46,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "talkinghead.backends.mp4",
     "talkinghead.backends.viseme",
     "talkinghead.backends.sadtalker",
+    "talkinghead.backends.bank",
     "talkinghead.backends.gfpgan",
 )
 

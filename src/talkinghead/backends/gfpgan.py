@@ -108,6 +108,10 @@ class GFPGANEnhancer(BackendBase):
         parsenet_weights: ``parsing_parsenet.pth`` path (default: the weights cache), used only
             by the parse paste modes or ``parse_mask``.
         cache_dir: Weights cache directory (default: talkinghead's cache).
+        half: Run GFPGAN under float16 autocast (CUDA only; the GPU path).
+        runtime: ``"torch"`` (default) or ``"onnx"``: run GFPGAN with onnxruntime (stored noise, full
+            512 output); the graph is exported once to ``onnx_path`` (default: the cache).
+        onnx_path: The exported GFPGAN graph (``talkinghead export onnx --face --graphs gfpgan``).
     """
 
     stage: ClassVar[str] = "enhancer"
@@ -138,6 +142,9 @@ class GFPGANEnhancer(BackendBase):
         detector_weights: str | os.PathLike[str] | None = None,
         parsenet_weights: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        half: bool = False,
+        runtime: str = "torch",
+        onnx_path: str | os.PathLike[str] | None = None,
     ) -> None:
         def choice(name: str, value: str, allowed: Sequence[str]) -> str:
             if value not in allowed:
@@ -148,6 +155,14 @@ class GFPGANEnhancer(BackendBase):
         self.paste = choice("paste", paste, PASTE_MODES)
         self.multiple_faces = choice("multiple_faces", multiple_faces, MULTIPLE_FACES)
         self.noise = choice("noise", noise, NOISE_MODES)
+        self.runtime = choice("runtime", runtime, ("torch", "onnx"))
+        if half and not str(device).startswith("cuda"):
+            raise ConfigError("gfpgan: half precision runs on a CUDA device (device='cuda')")
+        if runtime == "onnx" and (noise != "stored" or restore_size == "decoder256"):
+            raise ConfigError("gfpgan: runtime='onnx' runs the exported graph (stored noise, 512 output); "
+                              "use noise='stored' and restore_size 'full512' or 'align256'")
+        self.half = bool(half)
+        self.onnx_path = onnx_path
         if not (isinstance(upscale, (int, float)) and 1 <= float(upscale) <= 8):
             raise ConfigError(f"gfpgan: upscale must be a number between 1 and 8; got {upscale!r}")
         if not (isinstance(detect_every, int) and detect_every >= 1):
@@ -232,7 +247,12 @@ class GFPGANEnhancer(BackendBase):
         from ..face.gfpgan import load_gfpgan
 
         if self._net is None:
-            self._net = load_gfpgan(self._resolve(GFPGAN_WEIGHTS_NAME, self.weights_path), device=self.device)
+            path = self._resolve(GFPGAN_WEIGHTS_NAME, self.weights_path)
+            self._net = load_gfpgan(path, device=self.device)
+            if self.runtime == "onnx":
+                from ..onnx.runtime import onnx_gfpgan
+
+                self._net = onnx_gfpgan(self._net, path, self.onnx_path, device=self.device)
         if self._detector is None:
             from ..face.detector import FaceDetector
 
@@ -339,9 +359,9 @@ class GFPGANEnhancer(BackendBase):
             if self.restore_size == "align256":
                 batch = [cv2.resize(c, (512, 512), interpolation=cv2.INTER_LINEAR) for c in batch]
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=self.half):
                     x = to_input(np.stack(batch), device=self.device)
-                    y = self._net(x, noise=self.noise, seed=self.seed, stop_at=stop_at)
+                    y = self._net(x, noise=self.noise, seed=self.seed, stop_at=stop_at).float()
             except Exception as exc:  # never paste unrestored crops silently (upstream's behaviour)
                 raise StageError(
                     "enhancer",

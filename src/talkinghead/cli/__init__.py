@@ -25,7 +25,8 @@ __all__ = ["main", "build_parser", "convert_value", "parse_settings", "typed_con
 log = logging.getLogger("talkinghead")
 
 #: Modules that add sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("render", "batch", "eval", "plugins", "converse", "weights", "serve", "agents")
+COMMAND_MODULES: tuple[str, ...] = ("render", "batch", "eval", "plugins", "converse", "weights", "serve", "bank",
+                                     "export", "agents")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,10 +20,14 @@ log = logging.getLogger("talkinghead")
 
 # -- progress --------------------------------------------------------------------------------------
 class ProgressBar:
-    """A one-line progress bar on a terminal (nothing when the stream is not a TTY)."""
+    """A one-line progress bar on a terminal (nothing when the stream is not a TTY).
 
-    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+    ``units`` names what a stage counts (default: frames).
+    """
+
+    def __init__(self, stream: TextIO, enabled: bool = True, units: dict[str, str] | None = None) -> None:
         self.stream = stream
+        self.units = dict(units or {})
         self.enabled = enabled and hasattr(stream, "isatty") and stream.isatty()
         self.t0 = time.perf_counter()
         self._last = ""
@@ -34,7 +38,9 @@ class ProgressBar:
         width = 30
         filled = int(width * done / total)
         rate = done / max(time.perf_counter() - self.t0, 1e-6)
-        line = f"\r{stage:>8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {rate:5.1f} fps"
+        unit = self.units.get(stage, "frames")
+        per = "fps" if unit == "frames" else "/s"
+        line = f"\r{stage:>8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit} {rate:5.1f} {per}"
         if line != self._last:
             self.stream.write(line)
             self.stream.flush()

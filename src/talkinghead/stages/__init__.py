@@ -7,6 +7,7 @@ A backend implements one of these; :mod:`talkinghead.plugins` registers it under
 from ..text import speakable_text
 from .animator import Animator, AnimatorStream, ProgressCallback, StreamingAnimator, check_render, frame_count
 from .asr import ASR
+from .bankable import BankableAnimator, is_bankable
 from .base import STAGES, Backend, BackendBase
 from .enhancer import Enhancer
 from .llm import LLM
@@ -30,6 +31,8 @@ __all__ = [
     "TTSBase",
     "synthesize_sentences",
     "Animator",
+    "BankableAnimator",
+    "is_bankable",
     "AnimatorStream",
     "StreamingAnimator",
     "Enhancer",

@@ -13,6 +13,7 @@ from ...errors import ConfigError
 from ...expression import EMOTIONS, EmotionSpec, Expression, ExpressionTrack, resolve_emotion
 from ...stages import BackendBase, ProgressCallback, frame_count
 from ...values import Audio, Face, FrameChunk, Portrait
+from .bankable import VisemeBankSupport
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class PreparedPortrait:
     look: Any  # appearance.Appearance
 
 
-class VisemeAnimator(BackendBase):
+class VisemeAnimator(VisemeBankSupport, BackendBase):
     """Animates the portrait itself with precomputed warp fields driven by visemes and loudness.
 
     It needs no weights beyond mediapipe's bundled face models and runs far faster than real time
@@ -56,7 +57,8 @@ class VisemeAnimator(BackendBase):
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "viseme"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "emotion", "stream"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"offline", "cpu", "phonemes", "emotion", "stream", "bankable"})
 
     def __init__(
         self,
