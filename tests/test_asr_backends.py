@@ -40,6 +40,7 @@ def test_whisper_loads_a_local_checkpoint_and_transcribes_arrays(micro_checkpoin
         asr.transcribe(tone_speech(["a"]), language="fr")
 
 
+@pytest.mark.slow
 def test_whisper_bad_models(tmp_path):
     pytest.importorskip("whisper")
     with pytest.raises(ModelLoadError, match="not found"):

@@ -150,6 +150,7 @@ def test_long_answers_are_cut_at_a_sentence(small_portrait):
     assert av.ask("Tell me a story").answer == "First sentence here."
 
 
+@pytest.mark.slow
 def test_large_portraits_are_downscaled(small_portrait):
     big = np.repeat(np.repeat(small_portrait, 10, axis=0), 10, axis=1)
     av = make(big, max_size=512)

@@ -80,6 +80,7 @@ def test_builtin_sources_are_bankable():
     assert "bankable" in VisemeAnimator.capabilities and "bankable" in SadTalkerAnimator.capabilities
 
 
+@pytest.mark.slow
 def test_viseme_bank_render_and_compose_equal_animate(portrait):
     """The contract: compose(render(parameters(audio))) is exactly what the source animates."""
     src = VisemeAnimator()
@@ -222,6 +223,7 @@ def test_registered_by_name(tmp_path, portrait_path):
 
 
 # -- resume ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_interrupted_build_resumes_where_it_stopped(tmp_path, portrait, built):
     _, reference, _ = built
     src = CountingViseme()
@@ -243,6 +245,7 @@ def test_interrupted_build_resumes_where_it_stopped(tmp_path, portrait, built):
     assert not part.path.exists()
 
 
+@pytest.mark.slow
 def test_a_partial_build_of_another_configuration_is_discarded(tmp_path, portrait):
     bank = _bank(tmp_path, k=4)
     part = BuildDir(bank.cache_path(portrait))
@@ -350,6 +353,7 @@ def test_bad_configuration(opts, match, tmp_path):
 
 
 # -- command line -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_bank_build_info_and_play(fakes, tmp_path, portrait_path):
     import io
 

@@ -46,6 +46,7 @@ def tiny_built(portrait, tmp_path_factory):
     return bank, bank.prepare(portrait)
 
 
+@pytest.mark.slow
 def test_tiny_contract_with_the_direct_render(portrait):
     st = _tiny()
     prepared = st.prepare(portrait)
@@ -59,6 +60,7 @@ def test_tiny_contract_with_the_direct_render(portrait):
     assert np.abs(banked.astype(int) - direct).max() <= 1
 
 
+@pytest.mark.slow
 def test_tiny_bank_builds_and_plays(tiny_built, portrait, tmp_path):
     bank, prepared = tiny_built
     pack = prepared.pack
@@ -76,6 +78,7 @@ def test_tiny_bank_builds_and_plays(tiny_built, portrait, tmp_path):
     assert np.array_equal(frames, again)
 
 
+@pytest.mark.slow
 def test_tiny_full_mode_pastes_back(portrait, tmp_path):
     st = SadTalkerAnimator.from_networks(nets.tiny_sadtalker(coeff_nc=73), preprocess="full", seed=0)
     bank = BankAnimator(source=st, k=3, tts=FakeTTS(), sentences=1, bank_dir=tmp_path)
@@ -144,6 +147,7 @@ def test_pack_plays_without_the_renderer(built, wdir, portrait):
         assert np.array_equal(frames[i], prepared.pack.frames[a[i]])
 
 
+@pytest.mark.slow
 def test_tiny_parameter_stream_equals_the_whole_clip(portrait):
     """The early first block (one PoseVAE chunk) and the rest are the clip's own parameters."""
     st = _tiny()

@@ -28,6 +28,7 @@ def viseme_bank(tmp_path_factory):
     return BankAnimator(source="viseme", k=6, tts=FakeTTS(), sentences=2, bank_dir=tmp_path_factory.mktemp("b"))
 
 
+@pytest.mark.slow
 def test_avatar_stream_on_a_bank(viseme_bank, portrait_path):
     av = Avatar(portrait_path, tts=FakeTTS(), animator=viseme_bank, writer=None)
     chunks = list(av.stream("hello there my friend", fps=25, sample_rate=16000, chunk_frames=5))
@@ -54,6 +55,7 @@ def test_animator_stream_speech_then_idle(viseme_bank, portrait):
     stream.close()
 
 
+@pytest.mark.slow
 def test_tiny_sadtalker_bank_streams(portrait, tmp_path):
     from talkinghead.backends.sadtalker import SadTalkerAnimator
     from talkinghead.testing import nets

@@ -226,6 +226,7 @@ def test_check_scripts_refuses_words_but_allows_symbol_letters():
     check_scripts("anything", None)  # unknown: no check
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text, script, espeak_voice", [("مرحبا بالعالم", "Arabic", "'ar'"), ("你好，世界。", "Chinese", "'cmn'")])
 def test_default_voice_refuses_arabic_and_chinese_before_synthesis_naming_who_can(small_portrait, text, script, espeak_voice):
     pytest.importorskip("piper")
@@ -277,6 +278,7 @@ def test_espeak_voices_speak_their_own_script_and_refuse_others():
     assert [w.word for w in EspeakTTS().synthesize("Hello there, how are you?").words] == ["Hello", "there", "how", "are", "you"]
 
 
+@pytest.mark.slow
 def test_cli_refuses_unspeakable_text_with_exit_1_and_no_file(portrait_path, tmp_path):
     pytest.importorskip("piper")
     from talkinghead.cli import main

@@ -245,6 +245,7 @@ def test_bad_videos_raise_typed_errors(tmp_path):
     assert main(["eval", str(tmp_path), "--batch"], out=io.StringIO(), err=err) == 1
 
 
+@pytest.mark.slow
 def test_video_without_audio_and_without_face(tmp_path):
     frames = np.full((30, 64, 64, 3), 128, np.uint8)
     frames[::2, :8, :8] = 0

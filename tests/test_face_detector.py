@@ -35,6 +35,7 @@ def _face_everywhere(state, face_logit):
     return s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", [False, True])
 @pytest.mark.parametrize("legacy", [False, True])
 def test_official_layouts_load(tmp_path, state, prefix, legacy):
@@ -70,6 +71,7 @@ def test_corrupt_checkpoint(tmp_path, state, payload):
     assert "download it again" in str(ei.value)
 
 
+@pytest.mark.slow
 def test_wrong_architecture_checkpoint(tmp_path, state):
     path = tmp_path / "x.pth"
     fill.save_flat_checkpoint(state, path)

@@ -117,6 +117,7 @@ def test_hostile_face_is_found_and_measured(finder, name):
     assert truth[0] - 0.2 * tw < mouth[0] < truth[2] + 0.2 * tw and truth[1] < mouth[1] < truth[3] + 0.3 * th
 
 
+@pytest.mark.slow
 def test_single_full_range_pass_misses_them(finder):
     """The evidence for the strategies: one whole-image full-range pass finds nothing in these."""
     missed = [n for n in ("closeup_grey", "huge") if not finder.backend.detect(CASES[n]())]

@@ -102,6 +102,7 @@ image_bytes = st.one_of(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(image_bytes, st.booleans())
 def test_image_loader_on_random_bytes(data, as_path):
@@ -113,6 +114,7 @@ def test_image_loader_on_random_bytes(data, as_path):
 array_dtypes = st.sampled_from([np.uint8, np.uint16, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_, np.complex64])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(hnp.arrays(array_dtypes, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=9)))
 def test_image_loader_on_random_arrays(arr):

@@ -48,6 +48,7 @@ def test_bad_options(small_portrait):
         stream.push(b"\x00\x00", 16000)
 
 
+@pytest.mark.slow
 def test_pushed_speech_comes_back_with_its_frames_then_idle(small_portrait):
     events: list[TurnEnded] = []
     stream = SpeechDrivenStream(make(small_portrait), on_utterance=events.append)

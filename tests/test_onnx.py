@@ -43,6 +43,7 @@ def tiny_exported(tiny_nets, tmp_path_factory):
     return out, export_graphs(sadtalker_graphs(tiny_nets), out, meta={"animator": "sadtalker"})
 
 
+@pytest.mark.slow
 def test_tiny_sadtalker_graphs_match_torch(tiny_exported):
     out, results = tiny_exported
     assert [r.name for r in results] == list(SADTALKER_GRAPHS)
@@ -53,6 +54,7 @@ def test_tiny_sadtalker_graphs_match_torch(tiny_exported):
     assert manifest["opset"] == 20 and set(manifest["graphs"]) == set(SADTALKER_GRAPHS)
 
 
+@pytest.mark.slow
 def test_tiny_face_graphs_match_torch(tmp_path):
     face = {"retinaface_mobilenet": tiny.tiny_retinaface("mobilenet0.25"),
             "retinaface_resnet50": tiny.tiny_retinaface("resnet50"), "awing": tiny.tiny_awing(),
@@ -66,6 +68,7 @@ def test_tiny_face_graphs_match_torch(tmp_path):
     assert loc.shape[0] == 2 and loc.shape[1] == conf.shape[1] > 0
 
 
+@pytest.mark.slow
 def test_tiny_animator_on_onnxruntime_renders_the_same_frames(tiny_exported, portrait_path):
     """runtime='onnx' swaps every network for its graph; the frames stay within one grey level."""
     from talkinghead.backends.sadtalker import SadTalkerAnimator

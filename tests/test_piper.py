@@ -13,6 +13,7 @@ def tts():
     return t
 
 
+@pytest.mark.slow
 def test_bundled_voice_with_phoneme_timings(tts):
     audio = tts.synthesize("Hello there, I can talk.")
     assert audio.sample_rate == 22050 and 0.8 < audio.duration < 4

@@ -134,6 +134,7 @@ def _bf16_ok() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _bf16_ok(), reason="this CPU/torch build has no bfloat16 autocast")
 def test_bf16_channels_last_switches_run(crop_run):
     av, _, _ = crop_run

@@ -61,6 +61,7 @@ def post_video(client, portrait_png, **data):
     return client.post("/v1/videos", files=files, data=data)
 
 
+@pytest.mark.slow
 def test_render_job_text_to_video_with_progress_range_and_captions(make_client, portrait_png):
     client = make_client()
     r = post_video(client, portrait_png, text="Hello there. This is a test of the server.", fps="10")
@@ -107,6 +108,7 @@ def test_render_job_from_audio_upload(make_client, portrait_png):
     assert done["captions_url"] is None and done["params"]["input"] == "audio"
 
 
+@pytest.mark.slow
 def test_progress_is_reported_while_running(make_client, portrait_png):
     client = make_client()
     r = post_video(client, portrait_png, text=" ".join(["word"] * 30), animator="gated", fps="20")
@@ -159,6 +161,7 @@ def test_queue_bounds_concurrency_and_refuses_when_full(make_client, portrait_pn
     assert GATE.peak == 2
 
 
+@pytest.mark.slow
 def test_several_jobs_at_once_all_complete(make_client, portrait_png):
     client = make_client(job_workers=2)
     from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +177,7 @@ def test_several_jobs_at_once_all_complete(make_client, portrait_png):
     assert all(b[4:8] == b"ftyp" for b in bodies)
 
 
+@pytest.mark.slow
 def test_finished_jobs_expire(make_client, portrait_png, tmp_path):
     client = make_client(job_ttl=0.5, sweep_interval=3600)
     jid = post_video(client, portrait_png, text="short lived").json()["id"]
@@ -349,6 +353,7 @@ def new_conversation(client, portrait_png, **avatar_fields):
     return r.json()
 
 
+@pytest.mark.slow
 def test_conversation_text_turns_with_memory(make_client, portrait_png, tmp_path):
     client = make_client()
     llm = client.app.state.talkinghead.engine.backend("llm", "fake")
@@ -550,6 +555,7 @@ def test_app_mounts_inside_an_existing_app(fakes, tmp_path, portrait_png):
     child.state.talkinghead.close()  # a mounted app's lifespan does not run; the host closes it
 
 
+@pytest.mark.slow
 def test_turn_survives_the_client_hanging_up(fakes, tmp_path, portrait_png):
     """A real uvicorn server: the client gives up waiting for its answer; the turn is still made."""
     import httpx

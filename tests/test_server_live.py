@@ -189,6 +189,7 @@ def test_webrtc_microphone_turn_and_barge_in_back_to_idle(live_app):
     assert [m["source"] for m in client.messages if m["type"] == "turn_started"] == ["audio", "audio"]
 
 
+@pytest.mark.slow
 def test_data_channel_text_is_only_text_and_bad_messages_get_json_errors(live_app):
     url, aid, state = live_app()
     asr = state.engine.backend("asr", "fake")
@@ -214,6 +215,7 @@ def test_data_channel_text_is_only_text_and_bad_messages_get_json_errors(live_ap
     assert asr.calls == []
 
 
+@pytest.mark.slow
 def test_offer_checks_token_input_and_limits(live_app):
     url, aid, state = live_app(token="sesame", max_live_sessions=1)
     auth = {"Authorization": "Bearer sesame"}
@@ -259,6 +261,7 @@ def test_offer_checks_token_input_and_limits(live_app):
     client.close()
 
 
+@pytest.mark.slow
 def test_idle_and_connect_timeouts_close_sessions(live_app):
     url, aid, state = live_app(live_idle=1.0, live_connect_timeout=1.0)
 
@@ -289,6 +292,7 @@ def test_idle_and_connect_timeouts_close_sessions(live_app):
     assert len(state.live.registry) == 0 and waited < 15
 
 
+@pytest.mark.slow
 def test_live_turns_continue_and_extend_a_conversation(live_app):
     url, aid, state = live_app()
     llm = state.engine.backend("llm", "fake")
@@ -320,6 +324,7 @@ def test_live_turns_continue_and_extend_a_conversation(live_app):
     http.close()
 
 
+@pytest.mark.slow
 def test_no_llm_means_no_live_sessions(live_app):
     url, aid, state = live_app(stages={"tts": "fake", "animator": "fake", "asr": "fake", "llm": None,
                                        "writer": "mp4"})

@@ -140,6 +140,7 @@ def test_websocket_microphone_makes_turns_and_interrupts(make_client):
     assert [m["type"] for m in messages[n:]].count("user_speech_started") == 1
 
 
+@pytest.mark.slow
 def test_websocket_checks_token_origin_parameters_and_limits(make_client):
     client, aid, state = make_client(token="sesame", max_live_sessions=1)
     auth = {"Authorization": "Bearer sesame"}
@@ -181,6 +182,7 @@ def test_websocket_checks_token_origin_parameters_and_limits(make_client):
     assert state.engine.backend("asr", "fake").calls == []
 
 
+@pytest.mark.slow
 def test_websocket_session_closes_when_idle(make_client):
     client, aid, state = make_client(live_idle=1.0)
     messages: list[dict] = []

@@ -76,6 +76,7 @@ def test_stream_true_answers_with_fmp4_that_decodes_while_it_renders(server):
     assert abs(lag) <= 1 and scores[lag] > 0.6, scores
 
 
+@pytest.mark.slow
 def test_stream_true_survives_the_client_and_can_be_cancelled(server):
     # the client goes away after the first bytes: the job still completes
     response = server.send(post(server, {"text": TEXT}), stream=True)

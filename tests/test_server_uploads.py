@@ -100,6 +100,7 @@ def test_animated_images_are_refused(client):
     assert r.status_code == 422 and "animated" in r.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_path_like_file_names_are_never_used(client, small_portrait, tmp_path):
     evil = tmp_path / "evil"
     names = ["../../../../" + str(evil / "x.png"), str(evil / "abs.png"), "..\\..\\win.png", "a/b/../../../c.mp4",

@@ -148,6 +148,7 @@ def test_cli_say_to_stdout(portrait_path, tmp_path):
         reset()
 
 
+@pytest.mark.slow
 def test_cli_speak_and_ask_to_stdout(portrait_path, tmp_path):
     from talkinghead.plugins import add_plugin, reset
     from talkinghead.testing import FakesPlugin, tone_speech

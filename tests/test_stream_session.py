@@ -242,6 +242,7 @@ def test_external_speech_changing_rate_stays_one_segment(small_portrait):
     session.close()
 
 
+@pytest.mark.slow
 def test_paced_stream_waits_for_late_speech_before_filling_it(small_portrait):
     """underrun_wait: speech whose second half comes late is not stretched with silence."""
     import threading
@@ -294,6 +295,7 @@ def test_async_interface(small_portrait):
     assert chunks and all(c.kind == "speech" for c in chunks) and chunks[-1].segment_end
 
 
+@pytest.mark.slow
 def test_realtime_pacing_idles_while_the_answer_is_prepared(small_portrait):
     av = make(small_portrait, llm=SlowLLM(0.5))
     with av.live(realtime=True, chunk_frames=1) as session:

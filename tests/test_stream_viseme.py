@@ -38,6 +38,7 @@ def speech(words=12) -> Audio:
     return Audio(np.pad(audio.samples, (0, n * SPF - len(audio.samples))), RATE, phonemes=audio.phonemes)
 
 
+@pytest.mark.slow
 def test_idle_motion_is_a_function_of_the_global_frame(portrait):
     """Idle frames of a stream that started at frame 120 equal frames 120.. of one that started at 0."""
     animator = VisemeAnimator(seed=2, blink_rate=30)
@@ -168,6 +169,7 @@ def test_idle_speech_barge_in_frame_by_frame(portrait):
     assert next(session, None) is None
 
 
+@pytest.mark.slow
 def test_sessions_in_threads_share_the_models(portrait):
     av = Avatar(portrait, tts=FakeTTS(), animator=VisemeAnimator(seed=4), writer=MemoryWriter(), cache=ModelCache())
     av.preload()

@@ -29,6 +29,7 @@ BUILDERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_tiny_networks_are_small_seeded_and_in_eval_mode(name):
     a, b = BUILDERS[name](), BUILDERS[name]()
@@ -39,6 +40,7 @@ def test_tiny_networks_are_small_seeded_and_in_eval_mode(name):
     assert all(torch.isfinite(v.float()).all() for v in sa.values())
 
 
+@pytest.mark.slow
 def test_tiny_forwards_give_the_release_output_shapes():
     with torch.inference_mode():
         src = torch.rand(1, 3, 256, 256)
@@ -67,6 +69,7 @@ def _meta_shapes(module_ctor, prefix: str = "") -> dict[str, tuple[int, ...]]:
     return {prefix + k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_release_configurations_keep_the_official_layout():
     """The size parameters leave the defaults exactly the official checkpoints' layout (meta device)."""
     from talkinghead.backends.sadtalker.coeffnets import ExpNet, PoseVAE

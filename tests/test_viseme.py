@@ -200,6 +200,7 @@ def test_missing_mediapipe(monkeypatch):
     assert "litert" in str(info.value)
 
 
+@pytest.mark.slow
 def test_mouth_scale_widens_the_opening(portrait):
     audio = tone_speech(["a", "b"])
     spans = []
