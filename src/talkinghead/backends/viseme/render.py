@@ -64,7 +64,7 @@ class FrameRenderer:
         mx0, my0, mx1, my1 = bank.mouth_roi
         self._mslice = (slice(my0, my1), slice(mx0, mx1))
         rel = bank.grid[my0:my1, mx0:mx1].astype(np.float64) - g.origin
-        self._mu, self._mv = rel @ g.eu, rel @ g.ev
+        self._mu, self._mv = (rel @ g.eu).astype(np.float32), (rel @ g.ev).astype(np.float32)
         self._teeth_visible = g.teeth_visible
         eye_w = float(np.mean([e.width for e in g.eyes]))
         self._scale = {
@@ -74,7 +74,7 @@ class FrameRenderer:
             "gaze_x": eye_w,
             "gaze_y": eye_w,
         }
-        self._grain = np.random.default_rng(seed).standard_normal((my1 - my0, mx1 - mx0)) * look.grain
+        self._grain = np.random.default_rng(seed).standard_normal((my1 - my0, mx1 - mx0)).astype(np.float32) * np.float32(look.grain)
         self._other = np.zeros(self._shape, np.float32)
         self._open = np.zeros(self._shape, np.float32)
 
@@ -135,10 +135,12 @@ class FrameRenderer:
         lift = 0.0 if self._teeth_visible else float(row[_C["lift"]]) * g.lift_px
         if amp + lift < 0.3:
             return
-        u = self._mu + rest[..., 0] * g.eu[0] + rest[..., 1] * g.eu[1]
-        v = self._mv + rest[..., 0] * g.ev[0] + rest[..., 1] * g.ev[1]
-        q = g.lens(u)
-        m = g.midline(u)
+        # float32 throughout (half the memory traffic of float64; the result is rounded to uint8)
+        f32 = np.float32
+        u = self._mu + rest[..., 0] * f32(g.eu[0]) + rest[..., 1] * f32(g.eu[1])
+        v = self._mv + rest[..., 0] * f32(g.ev[0]) + rest[..., 1] * f32(g.ev[1])
+        q = g.lens(u).astype(f32, copy=False)
+        m = g.midline(u).astype(f32, copy=False)
         top = m - (UPPER_LIP_RATIO * amp + lift) * q
         bot = m + amp * q
         inside = (v > top - 0.5) & (v < bot + 0.5) & (bot - top > 0.3)
@@ -158,16 +160,16 @@ class FrameRenderer:
         x = np.clip((u - uc) / hw, -1.0, 1.0)
         depth = np.clip((v - top) / np.maximum(gap, 1e-3), 0.0, 1.0)  # 0 at the upper lip, 1 at the lower
         near = np.clip(np.minimum(v - top, bot - v) / np.maximum(0.3 * gap, 1.0), 0.0, 1.0)
-        lip = look.lip
-        cavity = np.array([0.25, 0.6, 0.6]) * lip
-        rim = np.array([0.45, 0.75, 0.75]) * lip
+        lip, teeth = look.lip.astype(f32), look.teeth.astype(f32)
+        cavity = np.array([0.25, 0.6, 0.6], f32) * lip
+        rim = np.array([0.45, 0.75, 0.75], f32) * lip
         col = rim + (cavity - rim) * smoothstep(near)[..., None]
         # Tongue: an arch rising from the floor of the mouth; its tip comes up for /t d n l θ/.
         rise = 0.55 + 0.35 * float(np.clip(row[_C["tongue"]], 0, 1))
         surface = 1.0 - rise * np.sqrt(np.clip(1.0 - x * x, 0.0, 1.0))
         tongue = np.clip((depth - surface) * gap + 0.5, 0.0, 1.0) * smoothstep(gap / (0.08 * mw))
         shade = 0.7 + 0.3 * np.clip((depth - surface) / np.maximum(1.0 - surface, 0.05), 0.0, 1.0) ** 0.5
-        tongue_col = np.array([0.9, 1.15, 1.1]) * lip
+        tongue_col = np.array([0.9, 1.15, 1.1], f32) * lip
         tongue_col = tongue_col * np.stack(
             [shade * (0.6 + 0.4 * np.sqrt(q)), np.ones_like(x), np.ones_like(x)], axis=-1
         )
@@ -178,7 +180,7 @@ class FrameRenderer:
         teeth_shade = (0.6 + 0.4 * np.sqrt(q)) * (1.0 - 0.14 * gaps_)
         low_h = np.minimum(0.25 * gap, 0.04 * mw) * np.sqrt(q)
         lower = np.clip(low_h - (bot - v) + 0.5, 0.0, 1.0) * smoothstep(q / 0.3)
-        lower_col = look.teeth * np.stack([0.88 * teeth_shade, np.ones_like(x), np.ones_like(x)], axis=-1)
+        lower_col = teeth * np.stack([0.88 * teeth_shade, np.ones_like(x), np.ones_like(x)], axis=-1)
         col = col + (lower_col - col) * lower[..., None]
         if not self._teeth_visible:
             hidden = 1.0 - 0.75 * float(np.clip(row[_C["round"]], 0, 1))  # rounded lips cover the teeth
@@ -186,7 +188,7 @@ class FrameRenderer:
             upper = np.clip(up_h - (v - top) + 0.5, 0.0, 1.0) * smoothstep(q / 0.25)
             rel = (v - top) / np.maximum(up_h, 1.0)
             under_lip = (0.72 + 0.28 * smoothstep(rel / 0.4)) * (1.0 - 0.1 * smoothstep((rel - 0.75) / 0.25))
-            upper_col = look.teeth * np.stack([teeth_shade * under_lip, np.ones_like(x), np.ones_like(x)], axis=-1)
+            upper_col = teeth * np.stack([teeth_shade * under_lip, np.ones_like(x), np.ones_like(x)], axis=-1)
             col = col + (upper_col - col) * upper[..., None]
         # The portrait's side light across the mouth, its blur and its grain.
         col[..., 0] *= np.clip(1.0 + 0.5 * look.light * x, 0.3, 1.7)
