@@ -131,7 +131,7 @@ def test_live_settings_and_ice_servers(tmp_path):
                        ice_addresses=["127.0.0.1", "::1"])
     assert s.ice_servers == ({"urls": ["stun:stun.example.com:3478"]},
                              {"urls": ["turn:t.example.com:3478"], "username": "u", "credential": "p"})
-    assert s.ice_addresses == ("127.0.0.1", "::1") and s.max_live_sessions == 2 and s.live_fps == 25
+    assert s.ice_addresses == ("127.0.0.1", "::1") and s.max_live_sessions == 1 and s.live_fps == 25
     for bad in ({"ice_servers": ["http://x"]}, {"ice_servers": [{"urls": "turn:x"}]},
                 {"ice_servers": [{"urls": "stun:x", "password": "p"}]}, {"ice_addresses": ["eth0"]},
                 {"live_vad": "webrtc"}, {"max_live_sessions": 0}, {"live_fps": 90}, {"live_idle": -1}):

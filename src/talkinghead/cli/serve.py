@@ -125,8 +125,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="STAGE.KEY=VALUE",
                    help="backend option, repeatable (e.g. --llm openai --set llm.base_url=http://localhost:11434/v1)")
     p.add_argument("--system-prompt", help="persona of avatars that have none")
-    p.add_argument("--max-live", type=int, default=2,
-                   help="live sessions (WebRTC or WebSocket) at once (default 2, what 2 cores hold; each renders "
+    p.add_argument("--max-live", type=int, default=1,
+                   help="live sessions (WebRTC or WebSocket) at once (default 1, what 2 cores hold; each renders "
                         "25 fps while it lasts)")
     p.add_argument("--ice-server", action="append", metavar="URL",
                    help="STUN/TURN server for WebRTC, e.g. stun:stun.example.com:3478 or turn:turn.example.com:3478 "

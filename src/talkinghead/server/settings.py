@@ -93,8 +93,8 @@ class ServerSettings:
         max_sessions: conversation sessions kept warm in memory.
         session_idle: seconds a warm session is kept without use (its conversation stays in the store).
         max_live_sessions: live sessions (WebRTC or WebSocket) at once; each renders and encodes 25
-            frames a second for as long as it lasts (2 is what 2 CPU cores hold at 512², see
-            docs/performance/live.md; raise it on bigger machines). More are refused with 503
+            frames a second for as long as it lasts (1 on 2 CPU cores: a second session there made
+            a fifth of its frames late, docs/performance/live.md; raise it on bigger machines). More are refused with 503
             ``TooManySessions``.
         live_idle: seconds a live session may go without the user speaking or typing before it is closed.
         live_max_seconds: longest a live session may last.
@@ -143,7 +143,7 @@ class ServerSettings:
     max_portraits: int = 32
     max_sessions: int = 32
     session_idle: float = 600.0
-    max_live_sessions: int = 2
+    max_live_sessions: int = 1
     live_idle: float = 300.0
     live_max_seconds: float = 3600.0
     live_connect_timeout: float = 30.0
