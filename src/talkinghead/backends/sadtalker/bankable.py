@@ -208,14 +208,15 @@ class SadTalkerBankSupport:
             if self._light_nets is None:
                 import torch
 
+                from ...checkpoints import load_into
                 from . import checkpoint as ck
 
                 coeff = ck.load_coefficient_nets(size=self.size, weights_dir=self.weights_dir,
                                                  checkpoint=self.checkpoint)
                 mpath = self._weight_files()[1]
-                mapping = ck.load_into(ck.build_mapping(73 if self.full_mode else 70),
-                                       ck.section(ck.read_state(mpath), "mapping", mpath),
-                                       what="mapping", path=mpath)
+                mapping = load_into(ck.build_mapping(73 if self.full_mode else 70),
+                                    ck.section(ck.read_state(mpath), "mapping", mpath),
+                                    what="mapping", source=mpath)
                 dev = torch.device(self.device)
                 light = {"exp": coeff["exp"].to(dev), "pose": coeff["pose"].to(dev), "mapping": mapping.to(dev)}
                 self._use_runtime(light, self._resolved_param_runtime())
