@@ -104,3 +104,16 @@ def test_imports_only_go_down(path):
         if _room(target) != here and rank.get(_room(target), 0) > rank[here]
     ]
     assert not upward, f"{here} imports rooms above it: {upward}"
+
+
+def test_no_merge_conflict_markers_are_committed():
+    root = SRC.parents[1]
+    files = [root / "README.md", root / "CHANGELOG.md", root / "pyproject.toml", root / "Makefile"]
+    for folder in ("src", "tests", "docs", "bench", "examples"):
+        files += [p for p in (root / folder).rglob("*") if p.suffix in {".py", ".md", ".js", ".html", ".css", ".toml"}]
+    marked = []
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=======":
+                marked.append(f"{path.relative_to(root)}:{number}")
+    assert not marked, f"merge conflict markers: {marked}"
