@@ -114,10 +114,12 @@ def test_spoken_conversation_turn(server, llm, portrait_path):
                     files={"audio": ("q.webm", webm_opus_bytes(question), "audio/webm")})
     assert r.status_code == 200, r.text
     turn = r.json()
-    assert "like to do at work" in turn["result"]["question"].lower()
+    heard = turn["result"]["question"].lower()
+    # the words that carry the question (tiny.en on Opus-coded speech may hear "at" as "it")
+    assert "like to do" in heard and heard.rstrip("?. ").endswith("work"), heard
     assert turn["result"]["answer"] == "I am an astronaut, and I love flying to space."
     sent = llm.chat_requests()[-1].json["messages"]
     assert sent[0] == {"role": "system", "content": "You are an astronaut."}
-    assert "like to do at work" in sent[-1]["content"].lower()
+    assert heard in sent[-1]["content"].lower()
     assert turn["result"]["has_audio"] and turn["result"]["duration"] > 1.5
     assert "<v Eileen>I am an astronaut" in server.get(turn["captions_url"]).text
