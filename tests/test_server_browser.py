@@ -487,14 +487,21 @@ def test_live_barge_in_stops_the_answer_and_returns_to_idle(live_browser, app_ur
         time.sleep(0.5)
         samples = samples_so_far(p)
         cut_at = next(i for i, s in enumerate(samples) if s["cut"])
-        # the answer was playing when it was cut, and stopped: no speaking frames from 200 ms after
+        t_cut = samples[cut_at]["t"]
+        # the answer was playing when it was cut, and stopped within half a second of the cut (by time:
+        # the page samples every ~40 ms when the machine is idle, less often when the CPU is busy)
         spoken = [s for s in samples[:cut_at] if s["state"] == "speaking"]
         assert len(spoken) > 10
-        after = samples[cut_at + 5:]
-        after = after[: next((i for i, s in enumerate(after) if s["state"] == "speaking"), len(after))]
+        rest = samples[cut_at:]
+        stop = next(i for i, s in enumerate(rest) if s["state"] != "speaking")
+        assert rest[stop]["t"] - t_cut <= 500, samples[cut_at - 3:cut_at + stop + 3]
+        answer_at = next((i for i, s in enumerate(rest) if i > stop and s["state"] == "speaking"), len(rest))
+        after = rest[stop:answer_at]
         assert len(after) >= 10 and {s["state"] for s in after} <= {"listening", "idle"}, samples[cut_at - 3:cut_at + 8]
-        # the face goes quiet (the avatar listens): the mouth moves far less than while it spoke
-        still = after[5:]
+        # the face goes quiet (the avatar listens): the mouth moves far less than while it spoke, once
+        # the frames already on their way (the browser's jitter buffer) have played
+        still = [s for s in after if s["t"] >= rest[stop]["t"] + 800]
+        assert len(still) >= 8, (len(after), after[-1]["t"] - rest[stop]["t"])
         assert motion(still, "mouth") < 0.5 * motion(spoken, "mouth"), (motion(still, "mouth"), motion(spoken, "mouth"))
         p.click("#live-toggle")
         wait_no_live_sessions(app_url)
