@@ -71,7 +71,9 @@ def question_wav(tmp_path_factory) -> Path:
 
     from talkinghead.backends.piper import PiperTTS
 
-    speech = PiperTTS().synthesize(QUESTION).resample(48000)
+    # piper's sampling noise off: every run speaks the same question (one noisy rendition in a CI run
+    # was heard as "favorite plant" by both ASR windows)
+    speech = PiperTTS(noise_scale=0.0, noise_w_scale=0.0).synthesize(QUESTION).resample(48000)
     pad = np.zeros(int(0.4 * 48000), np.float32)
     path = tmp_path_factory.mktemp("mic") / "question.wav"
     sf.write(path, np.concatenate([pad, speech.samples, pad]), 48000, subtype="PCM_16")
