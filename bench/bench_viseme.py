@@ -27,6 +27,22 @@ from talkinghead.values import Audio, PhonemeTiming, Portrait
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "assets" / "portrait_astronaut.png"
+PORTRAITS = {
+    "astronaut": PORTRAIT,  # head and shoulders: the face is about a third of the frame's width
+    "hopper": ROOT / "assets" / "portrait_hopper.jpg",  # a close-up: the face fills the frame
+    "mendeleev": ROOT / "assets" / "portrait_mendeleev.jpg",  # bearded, greyscale
+}
+
+
+def square(image: np.ndarray, size: int) -> np.ndarray:
+    """The portrait's centred square crop, resized to ``size``²."""
+    import cv2
+
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = image[top : top + side, left : left + side]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_CUBIC)
 
 
 def speed(args) -> None:
@@ -34,41 +50,55 @@ def speed(args) -> None:
 
     words = ["word"] * int(args.seconds / 0.4)
     audio = tone_speech(words)
-    base = load_image(PORTRAIT).image
-    animator = VisemeAnimator()
-    animator.load()
     rows = []
-    for size in args.sizes:
-        portrait = Portrait(cv2.resize(base, (size, size), interpolation=cv2.INTER_AREA))
-        t0 = time.perf_counter()
-        prepared = animator.prepare(portrait)
-        prep_s = time.perf_counter() - t0
-        best_fps, best_first, best_cpu = 0.0, float("inf"), float("inf")
-        for _ in range(args.repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            n, first = 0, None
-            for chunk in animator.animate(prepared, audio, fps=args.fps):
-                if first is None:
-                    first = time.perf_counter() - t0
-                n += len(chunk)
-            total, cpu = time.perf_counter() - t0, time.process_time() - c0
-            best_fps, best_first = max(best_fps, n / total), min(best_first, first)
-            best_cpu = min(best_cpu, cpu / n)
-        rows.append((size, prep_s, best_first, best_fps, best_cpu, best_fps / args.fps, prepared.fields.roi))
+    for threads, name in [(t, n) for n in args.speed_portraits for t in args.render_threads]:
+        animator = VisemeAnimator(render_threads=threads)
+        animator.load()
+        base = load_image(PORTRAITS[name]).image
+        for size in args.sizes:
+            portrait = Portrait(square(base, size))
+            t0 = time.perf_counter()
+            prepared = animator.prepare(portrait)
+            prep_s = time.perf_counter() - t0
+            best_fps, best_first, best_cpu = 0.0, float("inf"), float("inf")
+            for _ in range(args.repeats):
+                t0, c0 = time.perf_counter(), time.process_time()
+                n, first = 0, None
+                for chunk in animator.animate(prepared, audio, fps=args.fps):
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    n += len(chunk)
+                total, cpu = time.perf_counter() - t0, time.process_time() - c0
+                best_fps, best_first = max(best_fps, n / total), min(best_first, first)
+                best_cpu = min(best_cpu, cpu / n)
+            x0, y0, x1, y1 = prepared.fields.roi
+            rows.append(
+                (
+                    name,
+                    animator.render_threads,
+                    size,
+                    prep_s,
+                    best_first,
+                    best_fps,
+                    best_cpu,
+                    best_fps / args.fps,
+                    (x1 - x0) * (y1 - y0),
+                )
+            )
     print(
         f"viseme animator, {args.seconds:g} s of audio at {args.fps:g} fps, best of {args.repeats}; "
         f"{os.cpu_count()} CPUs visible, cv2 threads {cv2.getNumThreads()}"
     )
+    print("each portrait's centred square crop; 'head ROI' is the region warped every frame (share of the frame)")
     print(
-        f"{'size':>6} | {'prepare s':>9} | {'first chunk ms':>14} | {'frames/s':>8} | {'CPU ms/frame':>12} | "
-        f"{'× real time':>11} | head ROI"
+        f"{'portrait':>10} | {'threads':>7} | {'size':>5} | {'prepare s':>9} | {'first chunk ms':>14} | {'frames/s':>8} | "
+        f"{'CPU ms/frame':>12} | {'× real time':>11} | head ROI"
     )
-    print("-" * 92)
-    for size, prep_s, first, fps, cpu, rt, roi in rows:
-        w, h = roi[2] - roi[0], roi[3] - roi[1]
+    print("-" * 114)
+    for name, threads, size, prep_s, first, fps, cpu, rt, area in rows:
         print(
-            f"{size:>5}² | {prep_s:>9.2f} | {first * 1000:>14.1f} | {fps:>8.0f} | {cpu * 1000:>12.2f} | "
-            f"{rt:>11.1f} | {w}×{h}"
+            f"{name:>10} | {threads:>7} | {size:>4}² | {prep_s:>9.2f} | {first * 1000:>14.1f} | {fps:>8.0f} | {cpu * 1000:>12.2f} | "
+            f"{rt:>11.1f} | {area / 1000:.0f} kpx ({area / size**2:.0%})"
         )
 
 
@@ -82,10 +112,7 @@ def quality(args) -> None:
     speech = PiperTTS(sentence_silence=0.4, noise_scale=0.0, noise_w_scale=0.0).synthesize(
         "Hello there, I am an astronaut. We flew to the station and back."
     )
-    photos = {
-        "astronaut": load_image(PORTRAIT).image,
-        "hopper": load_image(ROOT / "assets" / "portrait_hopper.jpg").image,
-    }
+    photos = {name: load_image(path).image for name, path in PORTRAITS.items()}
 
     def render(anim, prep, audio, **kw):
         return np.concatenate([c.frames for c in anim.animate(prep, audio, fps=fps, **kw)])
@@ -134,7 +161,7 @@ def quality(args) -> None:
             f"{m['m']['aperture']:>10.3f} | {corners['neutral'] - corners['happy']:>8.3f} | "
             f"{corners['sad'] - corners['neutral']:>8.3f} | "
             f"{spread(pose['x']) / iod:>6.3f},{spread(pose['y']) / iod:>6.3f} | {spread(pose['roll']):>6.2f} | "
-            f"{chroma if kind == 'grey' else '-':>10}"
+            f"{chroma if kind == 'grey' or np.ptp(image.astype(np.int16), axis=2).max() == 0 else '-':>10}"
         )
 
 
@@ -144,6 +171,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=20.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--speed-portraits", nargs="+", default=list(PORTRAITS), choices=list(PORTRAITS), help="portraits timed"
+    )
+    ap.add_argument(
+        "--render-threads",
+        nargs="+",
+        type=lambda v: None if v == "default" else int(v),
+        default=[None],
+        help="render_threads values to time ('default': the animator's default)",
+    )
     ap.add_argument("--quality", action="store_true", help="also measure the frames with face landmarks")
     ap.add_argument(
         "--portraits",
@@ -156,6 +193,7 @@ def main() -> None:
             "hopper",
             "hopper:sepia",
             "hopper:grey",
+            "mendeleev",
         ],
     )
     args = ap.parse_args()

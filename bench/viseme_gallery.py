@@ -7,7 +7,7 @@ Run: ``PYTHONPATH=src python bench/viseme_gallery.py [--out docs/images]``. Writ
 * ``viseme_gallery_speech.png`` — every 3rd frame of a sentence spoken with ``emotion="auto"``;
 * ``viseme_still.png`` — the README's still (the portrait and a frame of speech, side by side).
 
-Portraits: the two bundled public-domain photos and variants made from them (see
+Portraits: the three bundled public-domain photos and variants made from them (see
 ``tests/_viseme_measure.portrait_variant``). Every tile is a real rendered frame (the drive row
 of one pose, rendered by the same renderer as a video), cropped to the face.
 """
@@ -41,6 +41,7 @@ PORTRAITS = [
     ("astronaut:blur", "blurred"),
     ("hopper", "glasses, closed lips"),
     ("hopper:sepia", "sepia"),
+    ("mendeleev", "beard, greyscale photo"),
 ]
 
 
@@ -83,6 +84,7 @@ def main() -> None:
     photos = {
         "astronaut": load_image(ROOT / "assets" / "portrait_astronaut.png").image,
         "hopper": load_image(ROOT / "assets" / "portrait_hopper.jpg").image,
+        "mendeleev": load_image(ROOT / "assets" / "portrait_mendeleev.jpg").image,
     }
     animator = VisemeAnimator(seed=1)
     channel = {n: i for i, n in enumerate(CHANNELS)}
@@ -134,7 +136,11 @@ def main() -> None:
     # A spoken sentence, emotion="auto": a happy sentence, then a sad one.
     text = "I am so happy to see you again! But I am sorry, the news is sad."
     speech = replace(PiperTTS(noise_scale=0.0, noise_w_scale=0.0).synthesize(text), text=text)
-    for base, name in (("astronaut", "viseme_gallery_speech.png"), ("hopper", "viseme_gallery_speech_hopper.png")):
+    for base, name in (
+        ("astronaut", "viseme_gallery_speech.png"),
+        ("hopper", "viseme_gallery_speech_hopper.png"),
+        ("mendeleev", "viseme_gallery_speech_mendeleev.png"),
+    ):
         prepared = animator.prepare(Portrait(photos[base]))
         frames = np.concatenate([c.frames for c in animator.animate(prepared, speech, fps=20)])
         strip = [crop(frames[i], prepared.face.landmarks) for i in range(0, len(frames), 3)][:30]

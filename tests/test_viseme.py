@@ -83,6 +83,27 @@ def test_deterministic_with_seed(portrait, prepared):
     assert not np.array_equal(a, c)
 
 
+def test_render_threads_give_the_same_frames(prepared):
+    """Frames split between render threads equal one thread's, for any split of a chunk."""
+    audio = tone_speech(["one", "two", "three"], gap_s=0.2)
+    one = render(VisemeAnimator(seed=5, render_threads=1, chunk_size=7), prepared, audio)
+    for threads, chunk in ((2, 7), (3, 5), (2, 1)):
+        many = render(VisemeAnimator(seed=5, render_threads=threads, chunk_size=chunk), prepared, audio)
+        assert np.array_equal(one, many), (threads, chunk)
+
+
+def test_render_threads_end_with_the_clip(prepared):
+    """A clip abandoned after its first chunk leaves no render thread behind."""
+    import threading
+
+    anim = VisemeAnimator(render_threads=2, chunk_size=4)
+    clip = anim.animate(prepared, tone_speech(["one", "two", "three"]), fps=20)
+    next(clip)
+    assert any(t.name.startswith("viseme-render") for t in threading.enumerate())
+    clip.close()
+    assert not any(t.name.startswith("viseme-render") for t in threading.enumerate())
+
+
 def test_silence_is_the_portrait_when_still(prepared, portrait):
     """No speech, no blinks, no sway, no saccades: the mouth rests closed and every frame is the portrait."""
     still = VisemeAnimator(blink_rate=0, head_motion=0, gaze=0, emotion="neutral")
@@ -186,6 +207,8 @@ def test_bad_config():
         VisemeAnimator(emotion="angry")
     with pytest.raises(ConfigError):
         VisemeAnimator(gaze=-1)
+    with pytest.raises(ConfigError, match="render_threads"):
+        VisemeAnimator(render_threads=0)
 
 
 def test_missing_mediapipe(monkeypatch):

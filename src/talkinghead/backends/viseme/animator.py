@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -53,12 +55,15 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         max_faces: most faces the detector reports (for ``multiple_faces``).
         landmarks: face-mesh backend: ``"auto"`` (mediapipe when it runs, else LiteRT), ``"mediapipe"``
             or ``"litert"`` (see :mod:`talkinghead.face.mesh`).
+        render_threads: threads that render the frames of a clip (each chunk is split between
+            them; most of a frame's work is OpenCV, which runs outside the GIL). ``None``: two
+            where the machine has two CPUs or more, else one. The frames are the same for any
+            number.
     """
 
     stage: ClassVar[str] = "animator"
     name: ClassVar[str] = "viseme"
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"offline", "cpu", "phonemes", "emotion", "stream", "bankable"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"offline", "cpu", "phonemes", "emotion", "stream", "bankable"})
 
     def __init__(
         self,
@@ -73,6 +78,7 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         use_phonemes: bool = True,
         max_faces: int = 4,
         landmarks: str = "auto",
+        render_threads: int | None = None,
     ) -> None:
         if not 0.0 <= float(mouth_scale) <= 2.0:
             raise ConfigError(f"mouth_scale must be between 0 and 2, got {mouth_scale}")
@@ -87,6 +93,10 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
             raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
         if int(max_faces) < 1:
             raise ConfigError(f"max_faces must be at least 1, got {max_faces}")
+        if render_threads is None:
+            render_threads = 2 if (os.cpu_count() or 1) >= 2 else 1
+        if not 1 <= int(render_threads) <= 64:
+            raise ConfigError(f"render_threads must be between 1 and 64, got {render_threads}")
         self.seed = int(seed)
         self.mouth_scale = float(mouth_scale)
         self.blink_rate = float(blink_rate)
@@ -96,6 +106,7 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         self.chunk_size = int(chunk_size)
         self.use_phonemes = bool(use_phonemes)
         self.max_faces = int(max_faces)
+        self.render_threads = int(render_threads)
         from ...face.mesh import MESH_BACKENDS
 
         if landmarks not in MESH_BACKENDS:
@@ -203,21 +214,47 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         """
         from .render import FrameRenderer
 
-        renderer = FrameRenderer(prepared.image, prepared.fields, prepared.look, seed=self.seed)
         image, n = prepared.image, len(drive)
-        for start in range(0, n, self.chunk_size):
-            stop = min(n, start + self.chunk_size)
-            frames = np.empty((stop - start,) + image.shape, np.uint8)
-            for k, i in enumerate(range(start, stop)):
-                frames[k] = image
-                renderer.render(frames[k], drive.values[i])
-            if progress is not None:
-                progress(stop, n)
-            yield FrameChunk(frames, drive.first_frame + start)
+        # One renderer per thread: a renderer holds its frame's working buffers.
+        workers = max(1, min(self.render_threads, self.chunk_size))
+        renderers = [FrameRenderer(image, prepared.fields, prepared.look, seed=self.seed) for _ in range(workers)]
 
+        def draw(renderer: FrameRenderer, frames: np.ndarray, start: int, part: range) -> None:
+            for k in part:
+                frames[k] = image
+                renderer.render(frames[k], drive.values[start + k])
+
+        pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="viseme-render") if workers > 1 else None
+        try:
+            for start in range(0, n, self.chunk_size):
+                stop = min(n, start + self.chunk_size)
+                frames = np.empty((stop - start,) + image.shape, np.uint8)
+                # Contiguous parts, one per renderer; this thread draws the first.
+                bounds = np.linspace(0, stop - start, workers + 1).round().astype(int)
+                parts = [range(bounds[i], bounds[i + 1]) for i in range(workers)]
+                futures = (
+                    [pool.submit(draw, renderers[i], frames, start, parts[i]) for i in range(1, workers)]
+                    if pool
+                    else []
+                )
+                draw(renderers[0], frames, start, parts[0])
+                for f in futures:
+                    f.result()
+                if progress is not None:
+                    progress(stop, n)
+                yield FrameChunk(frames, drive.first_frame + start)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def open_stream(
-        self, prepared: PreparedPortrait, *, fps: Any, sample_rate: int, first_frame: int = 0, emotion: EmotionSpec = None
+        self,
+        prepared: PreparedPortrait,
+        *,
+        fps: Any,
+        sample_rate: int,
+        first_frame: int = 0,
+        emotion: EmotionSpec = None,
     ) -> Any:
         """A live stream of the portrait (:class:`.stream.VisemeStream`): the drive over sliding windows,
         idle motion between speech; per-stream state lives in the returned object."""
@@ -229,8 +266,9 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
             raise ConfigError("open_stream() needs the result of this animator's prepare()")
         if emotion is not None:
             _check_emotion(emotion)
-        return VisemeStream(self, prepared, fps=Fraction(fps), sample_rate=sample_rate, first_frame=first_frame,
-                            emotion=emotion)
+        return VisemeStream(
+            self, prepared, fps=Fraction(fps), sample_rate=sample_rate, first_frame=first_frame, emotion=emotion
+        )
 
 
 def _check_emotion(spec: EmotionSpec) -> None:

@@ -20,7 +20,7 @@ from ...values import Audio
 __all__ = ["VisemeBankSupport", "VisemePlay"]
 
 #: Bump when the parameters or the rendering of a drive change (invalidates cached banks).
-BANK_VERSION = 2
+BANK_VERSION = 3
 
 
 @dataclass(frozen=True)

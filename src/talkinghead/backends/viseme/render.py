@@ -8,9 +8,11 @@ fields stretch the upper lid's own skin over the eye.
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
-from .appearance import Appearance, from_ycc
+from .appearance import Appearance
 from .fields import BLINK_LEVELS, JAW_LEVELS, UPPER_LIP_RATIO, FieldBank, smoothstep
 from .timeline import CHANNELS
 
@@ -26,11 +28,11 @@ DIRECT = ("spread", "round", "smile", "frown", "tilt", "shift", "cheek", "brow_u
 
 def _level_weights(value: float, levels: tuple[float, ...]) -> list[tuple[int, float]]:
     """(level index, weight) pairs that blend the two precomputed levels around ``value``."""
-    grid = (0.0,) + tuple(levels)
-    x = float(np.clip(value, 0.0, 1.0))
+    x = min(max(float(value), 0.0), 1.0)
     if x <= 0.0:
         return []
-    k = min(len(levels) - 1, int(np.searchsorted(grid, x, side="right")) - 1)
+    grid = (0.0,) + tuple(levels)
+    k = min(len(levels) - 1, bisect.bisect_right(grid, x) - 1)
     a = (x - grid[k]) / (grid[k + 1] - grid[k])
     out = [(k, a)]
     if k > 0:
@@ -38,8 +40,27 @@ def _level_weights(value: float, levels: tuple[float, ...]) -> list[tuple[int, f
     return out
 
 
+def _clip01(x: np.ndarray) -> np.ndarray:
+    """``x`` limited to [0, 1], in place (two ufunc calls: far cheaper than ``np.clip`` on small arrays)."""
+    return np.minimum(np.maximum(x, 0.0, out=x), 1.0, out=x)
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    """:func:`~.fields.smoothstep` of a temporary ``x``, computed in place."""
+    x = _clip01(x)
+    return x * x * (3.0 - 2.0 * x)
+
+
+#: Samples of the per-column tables of the mouth interior (over x = -1 … 1 across the mouth).
+_TABLE = 8193
+
+
 class FrameRenderer:
     """Renders frames of one prepared portrait from rows of the drive.
+
+    Everything that depends only on the portrait (field windows, the mouth's coordinates, the
+    per-column shading of teeth and tongue, the interior's colours) is worked out here once, so a
+    frame costs a handful of OpenCV calls and a short run of numpy operations on the mouth's box.
 
     Args:
         image: the portrait, RGB uint8 (H, W, 3).
@@ -59,45 +80,128 @@ class FrameRenderer:
         x0, y0, x1, y1 = bank.roi
         self._shape = (y1 - y0, x1 - x0, 2)
         self._grid = bank.grid
+        self._maps = np.empty(self._shape, np.float32)
         self._index = {f.name: i for i, f in enumerate(bank.fields)}
         self._opening = {self._index[n] for n in OPENING}
+        # (data, window) by field index
+        self._fields = [
+            (f.data, (slice(f.window[0], f.window[1]), slice(f.window[2], f.window[3]))) for f in bank.fields
+        ]
+        self._jaw = [self._index[f"jaw{k}"] for k in range(len(JAW_LEVELS))]
+        self._blink = [self._index[f"blink{k}"] for k in range(len(BLINK_LEVELS))]
+        self._direct = [(self._index[n], _C[n]) for n in DIRECT]
+        self._press, self._lift = self._index["press"], self._index["lift"]
         mx0, my0, mx1, my1 = bank.mouth_roi
         self._mslice = (slice(my0, my1), slice(mx0, mx1))
         rel = bank.grid[my0:my1, mx0:mx1].astype(np.float64) - g.origin
         self._mu, self._mv = (rel @ g.eu).astype(np.float32), (rel @ g.ev).astype(np.float32)
         self._teeth_visible = g.teeth_visible
         eye_w = float(np.mean([e.width for e in g.eyes]))
-        self._scale = {
-            "head_x": g.face_width,
-            "head_y": g.face_width,
-            "head_roll": 1.0,
-            "gaze_x": eye_w,
-            "gaze_y": eye_w,
+        self._scale = [
+            (self._index[name], _C[name], scale)
+            for name, scale in (
+                ("head_x", g.face_width),
+                ("head_y", g.face_width),
+                ("head_roll", 1.0),
+                ("gaze_x", eye_w),
+                ("gaze_y", eye_w),
+            )
+        ]
+        self._grain = np.random.default_rng(seed).standard_normal((my1 - my0, mx1 - mx0)).astype(
+            np.float32
+        ) * np.float32(look.grain)
+        self._setup_mouth()
+
+    def _setup_mouth(self) -> None:
+        """Per-portrait constants of the mouth interior: its coordinates, per-column tables and colours."""
+        g, look = self.bank.geometry, self.look
+        c0, c1 = g.mouth_u
+        uc, hw = (c0 + c1) / 2, max(1.0, (c1 - c0) / 2)
+        # Everything that varies with u alone (across the mouth) is a column of a table sampled
+        # finely over u (a sample every ~1/50 px at 512²), looked up per pixel with one cv2.remap
+        # (nearest sample: several times faster than linear on float tables; clamped at both ends,
+        # as np.interp and the clipped x are).
+        lo, hi = min(float(g.mid_u[0]), c0) - 2.0, max(float(g.mid_u[-1]), c1) + 2.0
+        u = np.linspace(lo, hi, _TABLE)
+        step = (hi - lo) / (_TABLE - 1)
+        x = np.clip((u - uc) / hw, -1.0, 1.0)
+        q = (1.0 - x * x) ** 0.7  # how far the lips part (Geometry.lens)
+        sq = np.sqrt(q)
+        phase = np.arcsin(np.clip(x, -0.999, 0.999)) * (7.0 / np.pi)
+        separations = np.exp(-(((phase - np.round(phase)) / 0.06) ** 2))  # gaps between the teeth
+        lens_shade = 0.6 + 0.4 * sq
+        columns = {
+            "midline": g.midline(u),
+            "lens": q,
+            "sqrt_lens": sq,
+            "arch": np.sqrt(1.0 - x * x),  # the tongue's arch
+            "lens_shade": lens_shade,  # tongue and teeth darken towards the corners
+            "teeth_shade": lens_shade * (1.0 - 0.14 * separations),  # and the teeth have separations
+            "lower_fade": smoothstep(q / 0.3),  # lower teeth fade out towards the corners
+            "upper_fade": smoothstep(q / 0.25),  # upper teeth likewise
+            "light": np.clip(1.0 + 0.5 * look.light * x, 0.3, 1.7),  # the portrait's side light
         }
-        self._grain = np.random.default_rng(seed).standard_normal((my1 - my0, mx1 - mx0)).astype(np.float32) * np.float32(look.grain)
-        self._other = np.zeros(self._shape, np.float32)
-        self._open = np.zeros(self._shape, np.float32)
+        geo = ("midline", "lens")
+        self._geo_table = np.stack([columns[k] for k in geo], -1)[None].astype(np.float32)
+        self._shade_names = [k for k in columns if k not in geo]
+        self._shade_table = np.stack([columns[k] for k in self._shade_names], -1)[None].astype(np.float32)
+        # source pixel (x, y) → (table column, v): one cv2.transform of the remap's maps
+        o = np.asarray(g.origin, np.float64)
+        eu, ev = np.asarray(g.eu, np.float64), np.asarray(g.ev, np.float64)
+        self._to_mouth = np.array(
+            [[eu[0] / step, eu[1] / step, (-(o @ eu) - lo) / step], [ev[0], ev[1], -(o @ ev)]], np.float64
+        )
+        mh, mw = self._mslice[0].stop - self._mslice[0].start, self._mslice[1].stop - self._mslice[1].start
+        self._zeros = np.zeros((mh, mw), np.float32)
+        # Colours: luma per layer; the chroma of each layer is constant over it, so the interior's
+        # RGB is one affine map of (luma, base weight, cavity weight, tongue weight): see _mouth.
+        lip, teeth = look.lip.astype(np.float64), look.teeth.astype(np.float64)
+        cavity = np.array([0.25, 0.6, 0.6]) * lip
+        rim = np.array([0.45, 0.75, 0.75]) * lip
+        tongue = np.array([0.9, 1.15, 1.1]) * lip
+        self._luma = {
+            "cavity": float(cavity[0]),
+            "rim": float(rim[0]),
+            "tongue": float(tongue[0]),
+            "teeth": float(teeth[0]),
+        }
+        to_rgb = np.array([[1.403, -0.714, 0.0], [0.0, -0.344, 1.773]])  # (red, blue) chroma → RGB (from_ycc)
+        self._colour = np.stack(
+            [
+                np.ones(3),  # luma
+                (rim[1:] - teeth[1:]) @ to_rgb,  # weight of the lips' rim and cavity layer
+                (cavity[1:] - rim[1:]) @ to_rgb,  # of its cavity part
+                (tongue[1:] - teeth[1:]) @ to_rgb,  # of the tongue
+                teeth[1:] @ to_rgb,  # the rest is teeth
+            ],
+            axis=-1,
+        )
 
     def weights(self, row: np.ndarray) -> dict[int, float]:
         """Field weights of one frame (by field index) from one row of the drive."""
         w: dict[int, float] = {}
         for k, a in _level_weights(row[_C["jaw"]], JAW_LEVELS):
-            w[self._index[f"jaw{k}"]] = w.get(self._index[f"jaw{k}"], 0.0) + a
-        lids = row[_C["blink"]] + 0.3 * row[_C["droop"]]
+            w[self._jaw[k]] = w.get(self._jaw[k], 0.0) + a
+        lids = float(row[_C["blink"]]) + 0.3 * float(row[_C["droop"]])
         for k, a in _level_weights(lids, BLINK_LEVELS):
-            w[self._index[f"blink{k}"]] = w.get(self._index[f"blink{k}"], 0.0) + a
-        for name in DIRECT:
-            w[self._index[name]] = float(row[_C[name]])
+            w[self._blink[k]] = w.get(self._blink[k], 0.0) + a
+        for i, c in self._direct:
+            w[i] = float(row[c])
         # A portrait that shows its teeth has them already: no upper-lip raise to reveal more, and
         # while it talks its lips relax over them (closing half the gap between syllables).
         press = float(row[_C["press"]])
         if self._teeth_visible:
             press = max(press, 0.8 * float(row[_C["talk"]]) * (1.0 - float(smoothstep(row[_C["jaw"]] / 0.45))))
-        w[self._index["press"]] = press
-        w[self._index["lift"]] = 0.0 if self._teeth_visible else float(row[_C["lift"]])
-        for name, scale in self._scale.items():
-            w[self._index[name]] = float(row[_C[name]]) * scale
+        w[self._press] = press
+        w[self._lift] = 0.0 if self._teeth_visible else float(row[_C["lift"]])
+        for i, c, scale in self._scale:
+            w[i] = float(row[c]) * scale
         return {i: a for i, a in w.items() if abs(a) > 1e-4}
+
+    def _add(self, maps: np.ndarray, i: int, a: float) -> None:
+        data, window = self._fields[i]
+        target = maps[window]
+        self._cv2.scaleAdd(data, a, target, dst=target)  # in place, on a window (a view)
 
     def render(self, out: np.ndarray, row: np.ndarray) -> None:
         """Draw the frame of drive row ``row`` into ``out`` (a copy of the portrait), in place."""
@@ -106,101 +210,120 @@ class FrameRenderer:
         if not w:
             return
         x0, y0, x1, y1 = self.bank.roi
-        other, opening = self._other, self._open
-        other.fill(0.0)
-        opened = False
+        maps = self._maps
+        np.copyto(maps, self._grid)
+        opening = []
         for i, a in w.items():
-            f = self.bank.fields[i]
-            ya, yb, xa, xb = f.window
-            target = opening if i in self._opening else other
-            if target is opening and not opened:
-                opening.fill(0.0)
-                opened = True
-            if f.data.shape == target.shape:  # a field over the whole ROI: one pass in OpenCV
-                cv2.scaleAdd(f.data, float(a), target, dst=target)
+            if i in self._opening:
+                opening.append((i, a))
             else:
-                target[ya:yb, xa:xb] += np.float32(a) * f.data
-        maps = cv2.add(self._grid, other)
-        if opened:
-            cv2.add(maps, opening, dst=maps)
-        patch = cv2.remap(self.image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if opened:
-            self._mouth(patch, other[self._mslice], row)
-        out[y0:y1, x0:x1] = patch
+                self._add(maps, i, a)
+        if opening:
+            # where the mouth's own motion (smile, rounding, head…) puts it, before it opens
+            mouth = cv2.transform(maps[self._mslice], self._to_mouth)
+            for i, a in opening:
+                self._add(maps, i, a)
+        patch = out[y0:y1, x0:x1]
+        cv2.remap(self.image, maps, None, cv2.INTER_LINEAR, dst=patch, borderMode=cv2.BORDER_REPLICATE)
+        if opening:
+            self._mouth(patch, mouth, row)
 
-    def _mouth(self, patch: np.ndarray, rest: np.ndarray, row: np.ndarray) -> None:
-        """Paint the mouth's interior (cavity, tongue, lower and upper teeth) in the gap the fields opened."""
+    def _mouth(self, patch: np.ndarray, mouth: np.ndarray, row: np.ndarray) -> None:
+        """Paint the mouth's interior (cavity, tongue, lower and upper teeth) in the gap the fields opened.
+
+        ``mouth`` holds, per pixel of the mouth ROI, its (table column, v) before the mouth opened.
+        Works in float32 on small arrays, so it is written as few numpy calls as the model allows
+        (each call on a mouth-sized array costs more in overhead than in arithmetic).
+        """
+        cv2 = self._cv2
         g, look, bank = self.bank.geometry, self.look, self.bank
-        amp = float(np.clip(row[_C["jaw"]], 0, 1)) * bank.jaw_px
+        amp = min(max(float(row[_C["jaw"]]), 0.0), 1.0) * bank.jaw_px
         lift = 0.0 if self._teeth_visible else float(row[_C["lift"]]) * g.lift_px
         if amp + lift < 0.3:
             return
-        # float32 throughout (half the memory traffic of float64; the result is rounded to uint8)
-        f32 = np.float32
-        u = self._mu + rest[..., 0] * f32(g.eu[0]) + rest[..., 1] * f32(g.eu[1])
-        v = self._mv + rest[..., 0] * f32(g.ev[0]) + rest[..., 1] * f32(g.ev[1])
-        q = g.lens(u).astype(f32, copy=False)
-        m = g.midline(u).astype(f32, copy=False)
-        top = m - (UPPER_LIP_RATIO * amp + lift) * q
-        bot = m + amp * q
-        inside = (v > top - 0.5) & (v < bot + 0.5) & (bot - top > 0.3)
-        if not inside.any():
+        reach_up = UPPER_LIP_RATIO * amp + lift  # how far the upper lip rises where the lips part fully
+        span = reach_up + amp  # the gap where they part fully
+        if span <= 0.3:
+            return
+        column, d = cv2.split(mouth)
+        midline, q = cv2.split(
+            cv2.remap(self._geo_table, column, self._zeros, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        )
+        d -= midline  # below the line where the lips part
+        below_top = d + reach_up * q  # distance below the upper lip's edge
+        above_bot = amp * q - d  # distance above the lower lip's edge
+        gap = span * q
+        inside = (below_top > -0.5) & (above_bot > -0.5) & (gap > 0.3)
+        bx, by, bw, bh = cv2.boundingRect(inside.view(np.uint8))
+        if bw == 0:
             return
         # Work on the gap's bounding box only (with room for the blur).
         pad = int(np.ceil(2.5 * max(look.blur, 0.5))) + 1
-        rows_, cols_ = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-        ra, rb = max(0, rows_[0] - pad), min(inside.shape[0], rows_[-1] + 1 + pad)
-        ca, cb = max(0, cols_[0] - pad), min(inside.shape[1], cols_[-1] + 1 + pad)
-        box = (slice(ra, rb), slice(ca, cb))
-        u, v, q, m, top, bot = u[box], v[box], q[box], m[box], top[box], bot[box]
-        gap = bot - top
-        alpha = np.clip(np.minimum(v - top, bot - v) + 0.5, 0.0, 1.0) * (gap > 0.3)
-        mw = g.mouth_width
-        uc, hw = (g.mouth_u[0] + g.mouth_u[1]) / 2, max(1.0, (g.mouth_u[1] - g.mouth_u[0]) / 2)
-        x = np.clip((u - uc) / hw, -1.0, 1.0)
-        depth = np.clip((v - top) / np.maximum(gap, 1e-3), 0.0, 1.0)  # 0 at the upper lip, 1 at the lower
-        near = np.clip(np.minimum(v - top, bot - v) / np.maximum(0.3 * gap, 1.0), 0.0, 1.0)
-        lip, teeth = look.lip.astype(f32), look.teeth.astype(f32)
-        cavity = np.array([0.25, 0.6, 0.6], f32) * lip
-        rim = np.array([0.45, 0.75, 0.75], f32) * lip
-        col = rim + (cavity - rim) * smoothstep(near)[..., None]
-        # Tongue: an arch rising from the floor of the mouth; its tip comes up for /t d n l θ/.
-        rise = 0.55 + 0.35 * float(np.clip(row[_C["tongue"]], 0, 1))
-        surface = 1.0 - rise * np.sqrt(np.clip(1.0 - x * x, 0.0, 1.0))
-        tongue = np.clip((depth - surface) * gap + 0.5, 0.0, 1.0) * smoothstep(gap / (0.08 * mw))
-        shade = 0.7 + 0.3 * np.clip((depth - surface) / np.maximum(1.0 - surface, 0.05), 0.0, 1.0) ** 0.5
-        tongue_col = np.array([0.9, 1.15, 1.1], f32) * lip
-        tongue_col = tongue_col * np.stack(
-            [shade * (0.6 + 0.4 * np.sqrt(q)), np.ones_like(x), np.ones_like(x)], axis=-1
+        box = (
+            slice(max(0, by - pad), min(inside.shape[0], by + bh + pad)),
+            slice(max(0, bx - pad), min(inside.shape[1], bx + bw + pad)),
         )
-        col = col + (tongue_col - col) * tongue[..., None]
+        q, below_top, above_bot, gap = q[box], below_top[box], above_bot[box], gap[box]
+        shades = cv2.remap(
+            self._shade_table, column[box], self._zeros[box], cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+        )
+        sq, arch, lens_shade, teeth_shade, lower_fade, upper_fade, light = cv2.split(shades)
+        edge = np.minimum(below_top, above_bot)
+        alpha = _clip01(edge + 0.5)
+        alpha *= gap > 0.3
+        depth = _clip01(below_top / np.maximum(gap, 1e-3))  # 0 at the upper lip, 1 at the lower
+        near = _smooth(edge / np.maximum(0.3 * gap, 1.0))  # 0 at the lips, 1 deep in the cavity
+        L = self._luma
+        luma = L["rim"] + (L["cavity"] - L["rim"]) * near
+        # Tongue: an arch rising from the floor of the mouth; its tip comes up for /t d n l θ/.
+        rise = 0.55 + 0.35 * min(max(float(row[_C["tongue"]]), 0.0), 1.0)
+        over = depth - (1.0 - rise * arch)  # how far below the tongue's surface
+        tongue = _clip01(over * gap + 0.5)
+        tongue *= _smooth(gap * (1.0 / (0.08 * g.mouth_width)))
+        shade = np.sqrt(_clip01(over / np.maximum(rise * arch, 0.05)))
+        shade *= 0.3
+        shade += 0.7
+        shade *= lens_shade
+        luma += (L["tongue"] * shade - luma) * tongue
         # Teeth: the portrait's own teeth colour, separations between them, darker towards the corners.
-        phase = np.arcsin(np.clip(x, -0.999, 0.999)) * (7.0 / np.pi)
-        gaps_ = np.exp(-(((phase - np.round(phase)) / 0.06) ** 2))
-        teeth_shade = (0.6 + 0.4 * np.sqrt(q)) * (1.0 - 0.14 * gaps_)
-        low_h = np.minimum(0.25 * gap, 0.04 * mw) * np.sqrt(q)
-        lower = np.clip(low_h - (bot - v) + 0.5, 0.0, 1.0) * smoothstep(q / 0.3)
-        lower_col = teeth * np.stack([0.88 * teeth_shade, np.ones_like(x), np.ones_like(x)], axis=-1)
-        col = col + (lower_col - col) * lower[..., None]
+        mw = g.mouth_width
+        low_h = np.minimum(0.25 * gap, 0.04 * mw)
+        low_h *= sq
+        lower = _clip01(low_h - above_bot + 0.5)
+        lower *= lower_fade
+        luma += ((0.88 * L["teeth"]) * teeth_shade - luma) * lower
+        kept = 1.0 - lower  # how much of what lies behind the teeth shows
         if not self._teeth_visible:
-            hidden = 1.0 - 0.75 * float(np.clip(row[_C["round"]], 0, 1))  # rounded lips cover the teeth
-            up_h = np.minimum.reduce([0.45 * gap + lift * q, 0.08 * mw * np.sqrt(q) + lift * q, gap]) * hidden
-            upper = np.clip(up_h - (v - top) + 0.5, 0.0, 1.0) * smoothstep(q / 0.25)
-            rel = (v - top) / np.maximum(up_h, 1.0)
-            under_lip = (0.72 + 0.28 * smoothstep(rel / 0.4)) * (1.0 - 0.1 * smoothstep((rel - 0.75) / 0.25))
-            upper_col = teeth * np.stack([teeth_shade * under_lip, np.ones_like(x), np.ones_like(x)], axis=-1)
-            col = col + (upper_col - col) * upper[..., None]
-        # The portrait's side light across the mouth, its blur and its grain.
-        col[..., 0] *= np.clip(1.0 + 0.5 * look.light * x, 0.3, 1.7)
-        col[..., 0] += self._grain[box] * (alpha > 0)
-        rgb = from_ycc(col)
-        a = alpha
+            hidden = 1.0 - 0.75 * min(max(float(row[_C["round"]]), 0.0), 1.0)  # rounded lips cover the teeth
+            lift_q = lift * q
+            up_h = np.minimum(np.minimum(0.45 * gap + lift_q, (0.08 * mw) * sq + lift_q), gap)
+            up_h *= hidden
+            upper = _clip01(up_h - below_top + 0.5)
+            upper *= upper_fade
+            rel = below_top / np.maximum(up_h, 1.0)
+            under_lip = _smooth(rel * (1.0 / 0.4))
+            under_lip *= 0.28
+            under_lip += 0.72
+            under_lip *= 1.0 - 0.1 * _smooth((rel - 0.75) * 4.0)
+            under_lip *= L["teeth"] * teeth_shade
+            luma += (under_lip - luma) * upper
+            kept *= 1.0 - upper
+        # The portrait's side light across the mouth, and its grain (where alpha is 0 it is
+        # multiplied away below).
+        luma *= light
+        luma += self._grain[box]
+        # Chroma: each layer's is constant, so the result is an affine map of how much of each
+        # layer shows: the lips' rim/cavity layer (with its cavity part) and the tongue; the rest
+        # is teeth.
+        tongue *= kept
+        base = kept - tongue
+        rgb = cv2.transform(cv2.merge([luma, base, base * near, tongue]), self._colour)
+        # Blend premultiplied, blurred like the face.
+        rgb *= alpha[..., None]
         if look.blur > 0.6:
             sigma = float(np.sqrt(look.blur**2 - 0.5**2))
-            cv2 = self._cv2
-            rgb = cv2.GaussianBlur((rgb * a[..., None]).astype(np.float32), (0, 0), sigma)
-            a = cv2.GaussianBlur(a.astype(np.float32), (0, 0), sigma)
-            rgb = rgb / np.maximum(a, 1e-3)[..., None]
+            rgb = cv2.GaussianBlur(rgb, (0, 0), sigma)
+            alpha = cv2.GaussianBlur(alpha, (0, 0), sigma)
         region = patch[self._mslice][box]
-        a3 = a[..., None]
-        region[...] = np.clip(region * (1.0 - a3) + rgb * a3 + 0.5, 0, 255).astype(np.uint8)
+        behind = region * (1.0 - alpha)[..., None]
+        cv2.add(rgb, behind, dst=region, dtype=cv2.CV_8U)  # rounds and saturates, in place
