@@ -1,13 +1,18 @@
 """Benchmark of the viseme animator: speed, and how its frames measure up (``--quality``).
 
 Run: ``PYTHONPATH=src python bench/bench_viseme.py``. Renders 10 s of speech-like audio at
-20 fps on the bundled portrait resized to each size and prints a table: wall-clock frames per
-second, CPU time per frame (steadier than wall time on a shared machine), and × real time.
+20 fps on each bundled portrait (its centred square crop, resized to each size: the astronaut is
+head and shoulders, Hopper and Mendeleev are close-ups whose face fills the frame) and prints a
+table: wall-clock frames per second, CPU time per frame, × real time and the size of the head
+region warped every frame (a frame's cost grows with it). ``--render-threads 1 default`` times
+one render thread against the default in the same run.
 
 ``--quality`` also renders piper speech (and steady vowels, and each emotion) on the bundled
 portraits and variants made from them, reads the output frames with mediapipe's face mesh and
 prints the measures the tests assert: lip-sync r and lag, /u/ vs /i/ mouth width and
-width/height, /m/ aperture, happy/sad mouth-corner shift, head motion, greyscale chroma.
+width/height, /m/ aperture, happy/sad mouth-corner shift, head motion, greyscale chroma (for the
+grey variants and photos that are greyscale themselves), and "r pixels": lip-sync without
+landmarks (the mouth region's change from the portrait against the speech envelope).
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def speed(args) -> None:
             rows.append(
                 (
                     name,
-                    animator.render_threads,
+                    animator.threads_for(prepared),
                     size,
                     prep_s,
                     best_first,
@@ -123,7 +128,7 @@ def quality(args) -> None:
         return Audio(x.astype(np.float32), 16000, phonemes=(PhonemeTiming(symbol, 0.0, 1.2),))
 
     header = (
-        f"{'portrait':<20} | {'r':>5} | {'lag':>3} | {'u/i width':>9} | {'u/i w/h':>7} | {'m aperture':>10} | "
+        f"{'portrait':<20} | {'r':>5} | {'lag':>3} | {'r pixels':>8} | {'u/i width':>9} | {'u/i w/h':>7} | {'m aperture':>10} | "
         f"{'happy up':>8} | {'sad down':>8} | {'head x,y (IOD)':>14} | {'roll °':>6} | {'max chroma':>10}"
     )
     print("measured on the output frames with mediapipe's face mesh; distances in inter-ocular distances (IOD)")
@@ -137,7 +142,14 @@ def quality(args) -> None:
         prep = anim.prepare(portrait)
         frames = render(anim, prep, speech)
         lm = face_landmarks(frames)
-        r, lag = best_lag_correlation(mouth_measures(lm)["aperture"], speech.rms_envelope(fps, len(frames)))
+        envelope = speech.rms_envelope(fps, len(frames))
+        r, lag = best_lag_correlation(mouth_measures(lm)["aperture"], envelope)
+        # the same without landmarks: how much the mouth region changes from the portrait
+        x0, y0, _, _ = prep.fields.roi
+        mx0, my0, mx1, my1 = prep.fields.mouth_roi
+        mouth = (slice(None), slice(y0 + my0, y0 + my1), slice(x0 + mx0, x0 + mx1))
+        change = np.abs(frames[mouth].astype(np.int16) - prep.image[mouth[1:]].astype(np.int16)).mean(axis=(1, 2, 3))
+        r_px, _ = best_lag_correlation(change, envelope)
         pose = head_pose(lm)
         iod = np.nanmedian(pose["iod"])
         spread = lambda a: np.nanpercentile(a, 95) - np.nanpercentile(a, 5)  # noqa: E731
@@ -156,7 +168,7 @@ def quality(args) -> None:
             for e in ("neutral", "happy", "sad")
         }
         print(
-            f"{name:<20} | {r:>5.2f} | {lag:>3d} | {m['u']['width'] / m['i']['width']:>9.2f} | "
+            f"{name:<20} | {r:>5.2f} | {lag:>3d} | {r_px:>8.2f} | {m['u']['width'] / m['i']['width']:>9.2f} | "
             f"{(m['u']['width'] / m['u']['height']) / (m['i']['width'] / m['i']['height']):>7.2f} | "
             f"{m['m']['aperture']:>10.3f} | {corners['neutral'] - corners['happy']:>8.3f} | "
             f"{corners['sad'] - corners['neutral']:>8.3f} | "
@@ -179,7 +191,7 @@ def main() -> None:
         nargs="+",
         type=lambda v: None if v == "default" else int(v),
         default=[None],
-        help="render_threads values to time ('default': the animator's default)",
+        help="render_threads values to time ('default': the animator's own choice per portrait)",
     )
     ap.add_argument("--quality", action="store_true", help="also measure the frames with face landmarks")
     ap.add_argument(

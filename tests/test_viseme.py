@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,17 @@ def test_render_threads_give_the_same_frames(prepared):
     for threads, chunk in ((2, 7), (3, 5), (2, 1)):
         many = render(VisemeAnimator(seed=5, render_threads=threads, chunk_size=chunk), prepared, audio)
         assert np.array_equal(one, many), (threads, chunk)
+
+
+def test_render_threads_default_follows_the_head_region(prepared):
+    """Automatic: one thread for a small head region (this 256² portrait), two for a close-up's."""
+    from dataclasses import replace
+
+    anim = VisemeAnimator()
+    assert anim.threads_for(prepared) == 1
+    big = replace(prepared, fields=replace(prepared.fields, roi=(0, 0, 400, 400)))
+    assert anim.threads_for(big) == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    assert VisemeAnimator(render_threads=3).threads_for(prepared) == 3
 
 
 def test_render_threads_end_with_the_clip(prepared):
