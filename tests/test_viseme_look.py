@@ -33,6 +33,7 @@ def photos():
     return {
         "astronaut": load_image(ASSETS / "portrait_astronaut.png").image,
         "hopper": load_image(ASSETS / "portrait_hopper.jpg").image,
+        "mendeleev": load_image(ASSETS / "portrait_mendeleev.jpg").image,  # a greyscale photo, bearded
     }
 
 
@@ -56,7 +57,7 @@ def vowel(symbol: str, seconds: float = 1.2, sr: int = 16000) -> Audio:
 STILL = dict(seed=1, head_motion=0, blink_rate=0, gaze=0, emotion="neutral")
 
 
-@pytest.mark.parametrize("name", ["astronaut:grey", "hopper:grey"])
+@pytest.mark.parametrize("name", ["astronaut:grey", "hopper:grey", "mendeleev"])
 def test_greyscale_portrait_stays_grey(photos, name):
     """Every pixel of every frame keeps R, G and B within 2 levels (speech, blinks, emotion, head motion)."""
     p = portrait(photos, name)
