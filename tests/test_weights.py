@@ -9,12 +9,14 @@ import os
 import re
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from talkinghead.cli.weights import cmd_download, cmd_list, cmd_path, cmd_verify
 from talkinghead.errors import ConfigError, WeightsMissingError
+from talkinghead.testing.openai_server import QuietHTTPServer
 from talkinghead.weights import (
     WeightBundle,
     WeightFile,
@@ -26,7 +28,6 @@ from talkinghead.weights import (
     parse_hf_url,
     resolve,
 )
-from talkinghead.cli.weights import cmd_download, cmd_list, cmd_path, cmd_verify
 from talkinghead.weights.download import http_download
 
 requests = pytest.importorskip("requests")
@@ -121,8 +122,7 @@ class Server:
             def do_HEAD(self):
                 self._send(True)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
