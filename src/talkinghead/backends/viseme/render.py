@@ -40,15 +40,29 @@ def _level_weights(value: float, levels: tuple[float, ...]) -> list[tuple[int, f
     return out
 
 
+try:  # the clip ufunc itself: np.clip's Python wrapper costs more than the clipping on small arrays
+    from numpy._core.umath import clip as _uclip  # numpy >= 2
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.umath import clip as _uclip
+
+_F = np.float32
+# float32 scalars: a Python float operand costs numpy a value-based type check on every call
+_0, _HALF, _1, _2, _3 = _F(0.0), _F(0.5), _F(1.0), _F(2.0), _F(3.0)
+
+
 def _clip01(x: np.ndarray) -> np.ndarray:
-    """``x`` limited to [0, 1], in place (two ufunc calls: far cheaper than ``np.clip`` on small arrays)."""
-    return np.minimum(np.maximum(x, 0.0, out=x), 1.0, out=x)
+    """``x`` limited to [0, 1], in place."""
+    return _uclip(x, _0, _1, out=x)
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
     """:func:`~.fields.smoothstep` of a temporary ``x``, computed in place."""
     x = _clip01(x)
-    return x * x * (3.0 - 2.0 * x)
+    xx = x * x
+    x *= -_2
+    x += _3
+    x *= xx
+    return x
 
 
 #: Samples of the per-column tables of the mouth interior (over x = -1 … 1 across the mouth).
@@ -232,8 +246,8 @@ class FrameRenderer:
         """Paint the mouth's interior (cavity, tongue, lower and upper teeth) in the gap the fields opened.
 
         ``mouth`` holds, per pixel of the mouth ROI, its (table column, v) before the mouth opened.
-        Works in float32 on small arrays, so it is written as few numpy calls as the model allows
-        (each call on a mouth-sized array costs more in overhead than in arithmetic).
+        The arrays are small, so each numpy call costs more in overhead than in arithmetic: the
+        code keeps them contiguous, passes float32 scalars and works in place where it can.
         """
         cv2 = self._cv2
         g, look, bank = self.bank.geometry, self.look, self.bank
@@ -250,64 +264,107 @@ class FrameRenderer:
             cv2.remap(self._geo_table, column, self._zeros, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
         )
         d -= midline  # below the line where the lips part
-        below_top = d + reach_up * q  # distance below the upper lip's edge
-        above_bot = amp * q - d  # distance above the lower lip's edge
-        gap = span * q
-        inside = (below_top > -0.5) & (above_bot > -0.5) & (gap > 0.3)
+        # The gap: below the upper lip's edge (d > -reach_up·q) and above the lower lip's (d < amp·q),
+        # where the lips part by more than 0.3 px (q > 0.3 / span).
+        inside = (d > q * _F(-reach_up) - _HALF) & (d < q * _F(amp) + _HALF) & (q > _F(0.3 / span))
         bx, by, bw, bh = cv2.boundingRect(inside.view(np.uint8))
         if bw == 0:
             return
-        # Work on the gap's bounding box only (with room for the blur).
+        # Work on the gap's bounding box only (with room for the blur), on contiguous copies.
         pad = int(np.ceil(2.5 * max(look.blur, 0.5))) + 1
         box = (
             slice(max(0, by - pad), min(inside.shape[0], by + bh + pad)),
             slice(max(0, bx - pad), min(inside.shape[1], bx + bw + pad)),
         )
-        q, below_top, above_bot, gap = q[box], below_top[box], above_bot[box], gap[box]
+        d, q = np.ascontiguousarray(d[box]), np.ascontiguousarray(q[box])
+        below_top = q * _F(reach_up)
+        below_top += d  # distance below the upper lip's edge
+        above_bot = q * _F(amp)
+        above_bot -= d  # distance above the lower lip's edge
+        gap = q * _F(span)
         shades = cv2.remap(
             self._shade_table, column[box], self._zeros[box], cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
         )
         sq, arch, lens_shade, teeth_shade, lower_fade, upper_fade, light = cv2.split(shades)
         edge = np.minimum(below_top, above_bot)
-        alpha = _clip01(edge + 0.5)
-        alpha *= gap > 0.3
-        depth = _clip01(below_top / np.maximum(gap, 1e-3))  # 0 at the upper lip, 1 at the lower
-        near = _smooth(edge / np.maximum(0.3 * gap, 1.0))  # 0 at the lips, 1 deep in the cavity
+        alpha = edge + _HALF
+        _clip01(alpha)
+        alpha *= gap > _F(0.3)
+        depth = np.maximum(gap, _F(1e-3))
+        np.divide(below_top, depth, out=depth)
+        _clip01(depth)  # 0 at the upper lip, 1 at the lower
+        near = gap * _F(0.3)
+        np.maximum(near, _1, out=near)
+        np.divide(edge, near, out=near)
+        _smooth(near)  # 0 at the lips, 1 deep in the cavity
         L = self._luma
-        luma = L["rim"] + (L["cavity"] - L["rim"]) * near
+        luma = near * _F(L["cavity"] - L["rim"])
+        luma += _F(L["rim"])
         # Tongue: an arch rising from the floor of the mouth; its tip comes up for /t d n l θ/.
-        rise = 0.55 + 0.35 * min(max(float(row[_C["tongue"]]), 0.0), 1.0)
-        over = depth - (1.0 - rise * arch)  # how far below the tongue's surface
-        tongue = _clip01(over * gap + 0.5)
-        tongue *= _smooth(gap * (1.0 / (0.08 * g.mouth_width)))
-        shade = np.sqrt(_clip01(over / np.maximum(rise * arch, 0.05)))
-        shade *= 0.3
-        shade += 0.7
+        rise = _F(0.55 + 0.35 * min(max(float(row[_C["tongue"]]), 0.0), 1.0))
+        arch *= rise
+        over = depth + arch
+        over -= _1  # how far below the tongue's surface
+        tongue = over * gap
+        tongue += _HALF
+        _clip01(tongue)
+        tongue *= _smooth(gap * _F(1.0 / (0.08 * g.mouth_width)))
+        np.maximum(arch, _F(0.05), out=arch)
+        shade = np.divide(over, arch, out=over)
+        np.sqrt(_clip01(shade), out=shade)
+        shade *= _F(0.3)
+        shade += _F(0.7)
         shade *= lens_shade
-        luma += (L["tongue"] * shade - luma) * tongue
+        shade *= _F(L["tongue"])
+        shade -= luma
+        shade *= tongue
+        luma += shade
         # Teeth: the portrait's own teeth colour, separations between them, darker towards the corners.
         mw = g.mouth_width
-        low_h = np.minimum(0.25 * gap, 0.04 * mw)
-        low_h *= sq
-        lower = _clip01(low_h - above_bot + 0.5)
+        lower = np.minimum(gap * _F(0.25), _F(0.04 * mw))
+        lower *= sq
+        lower -= above_bot
+        lower += _HALF
+        _clip01(lower)
         lower *= lower_fade
-        luma += ((0.88 * L["teeth"]) * teeth_shade - luma) * lower
-        kept = 1.0 - lower  # how much of what lies behind the teeth shows
+        colour = teeth_shade * _F(0.88 * L["teeth"])
+        colour -= luma
+        colour *= lower
+        luma += colour
+        kept = _1 - lower  # how much of what lies behind the teeth shows
         if not self._teeth_visible:
-            hidden = 1.0 - 0.75 * min(max(float(row[_C["round"]]), 0.0), 1.0)  # rounded lips cover the teeth
-            lift_q = lift * q
-            up_h = np.minimum(np.minimum(0.45 * gap + lift_q, (0.08 * mw) * sq + lift_q), gap)
+            hidden = _F(1.0 - 0.75 * min(max(float(row[_C["round"]]), 0.0), 1.0))  # rounded lips cover the teeth
+            lift_q = q * _F(lift)
+            up_h = gap * _F(0.45)
+            up_h += lift_q
+            reach = sq * _F(0.08 * mw)
+            reach += lift_q
+            np.minimum(up_h, reach, out=up_h)
+            np.minimum(up_h, gap, out=up_h)
             up_h *= hidden
-            upper = _clip01(up_h - below_top + 0.5)
+            upper = up_h - below_top
+            upper += _HALF
+            _clip01(upper)
             upper *= upper_fade
-            rel = below_top / np.maximum(up_h, 1.0)
-            under_lip = _smooth(rel * (1.0 / 0.4))
-            under_lip *= 0.28
-            under_lip += 0.72
-            under_lip *= 1.0 - 0.1 * _smooth((rel - 0.75) * 4.0)
-            under_lip *= L["teeth"] * teeth_shade
-            luma += (under_lip - luma) * upper
-            kept *= 1.0 - upper
+            rel = np.maximum(up_h, _1, out=up_h)
+            np.divide(below_top, rel, out=rel)
+            under_lip = _smooth(rel * _F(1.0 / 0.4))
+            under_lip *= _F(0.28)
+            under_lip += _F(0.72)
+            rel -= _F(0.75)
+            rel *= _F(4.0)
+            fade = _smooth(rel)
+            fade *= _F(-0.1)
+            fade += _1
+            under_lip *= fade
+            under_lip *= teeth_shade
+            under_lip *= _F(L["teeth"])
+            under_lip -= luma
+            under_lip *= upper
+            luma += under_lip
+            upper -= _1
+            kept *= upper
+            np.negative(kept, out=kept)
         # The portrait's side light across the mouth, and its grain (where alpha is 0 it is
         # multiplied away below).
         luma *= light
@@ -317,7 +374,8 @@ class FrameRenderer:
         # is teeth.
         tongue *= kept
         base = kept - tongue
-        rgb = cv2.transform(cv2.merge([luma, base, base * near, tongue]), self._colour)
+        near *= base
+        rgb = cv2.transform(cv2.merge([luma, base, near, tongue]), self._colour)
         # Blend premultiplied, blurred like the face.
         rgb *= alpha[..., None]
         if look.blur > 0.6:
@@ -325,5 +383,6 @@ class FrameRenderer:
             rgb = cv2.GaussianBlur(rgb, (0, 0), sigma)
             alpha = cv2.GaussianBlur(alpha, (0, 0), sigma)
         region = patch[self._mslice][box]
-        behind = region * (1.0 - alpha)[..., None]
+        np.subtract(_1, alpha, out=alpha)
+        behind = region * alpha[..., None]
         cv2.add(rgb, behind, dst=region, dtype=cv2.CV_8U)  # rounds and saturates, in place
