@@ -12,7 +12,7 @@ import bisect
 
 import numpy as np
 
-from .appearance import Appearance
+from .appearance import Appearance, from_ycc
 from .fields import BLINK_LEVELS, JAW_LEVELS, UPPER_LIP_RATIO, FieldBank, smoothstep
 from .timeline import CHANNELS
 
@@ -65,7 +65,7 @@ def _smooth(x: np.ndarray) -> np.ndarray:
     return x
 
 
-#: Samples of the per-column tables of the mouth interior (over x = -1 … 1 across the mouth).
+#: Samples of the per-column tables of the mouth interior (over the mouth's width, u).
 _TABLE = 8193
 
 
@@ -107,8 +107,6 @@ class FrameRenderer:
         self._press, self._lift = self._index["press"], self._index["lift"]
         mx0, my0, mx1, my1 = bank.mouth_roi
         self._mslice = (slice(my0, my1), slice(mx0, mx1))
-        rel = bank.grid[my0:my1, mx0:mx1].astype(np.float64) - g.origin
-        self._mu, self._mv = (rel @ g.eu).astype(np.float32), (rel @ g.ev).astype(np.float32)
         self._teeth_visible = g.teeth_visible
         eye_w = float(np.mean([e.width for e in g.eyes]))
         self._scale = [
@@ -139,7 +137,7 @@ class FrameRenderer:
         u = np.linspace(lo, hi, _TABLE)
         step = (hi - lo) / (_TABLE - 1)
         x = np.clip((u - uc) / hw, -1.0, 1.0)
-        q = (1.0 - x * x) ** 0.7  # how far the lips part (Geometry.lens)
+        q = g.lens(u)  # how far the lips part
         sq = np.sqrt(q)
         phase = np.arcsin(np.clip(x, -0.999, 0.999)) * (7.0 / np.pi)
         separations = np.exp(-(((phase - np.round(phase)) / 0.06) ** 2))  # gaps between the teeth
@@ -179,10 +177,12 @@ class FrameRenderer:
             "tongue": float(tongue[0]),
             "teeth": float(teeth[0]),
         }
-        to_rgb = np.array([[1.403, -0.714, 0.0], [0.0, -0.344, 1.773]])  # (red, blue) chroma → RGB (from_ycc)
+        # from_ycc is linear: RGB = luma·from_ycc(1, 0, 0) + red chroma·from_ycc(0, 1, 0) + blue…
+        unit = from_ycc(np.eye(3))
+        to_rgb = unit[1:]  # (red, blue) chroma → RGB
         self._colour = np.stack(
             [
-                np.ones(3),  # luma
+                unit[0],  # luma (1, 1, 1)
                 (rim[1:] - teeth[1:]) @ to_rgb,  # weight of the lips' rim and cavity layer
                 (cavity[1:] - rim[1:]) @ to_rgb,  # of its cavity part
                 (tongue[1:] - teeth[1:]) @ to_rgb,  # of the tongue
