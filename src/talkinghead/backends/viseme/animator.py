@@ -226,9 +226,11 @@ class VisemeAnimator(VisemeBankSupport, BackendBase):
         from .render import FrameRenderer
 
         image, n = prepared.image, len(drive)
-        # One renderer per thread: a renderer holds its frame's working buffers.
+        # One renderer per thread: a renderer holds its frame's working buffer (the twins share the
+        # per-portrait tables).
         workers = max(1, min(self.threads_for(prepared), self.chunk_size))
-        renderers = [FrameRenderer(image, prepared.fields, prepared.look, seed=self.seed) for _ in range(workers)]
+        first = FrameRenderer(image, prepared.fields, prepared.look, seed=self.seed)
+        renderers = [first] + [first.twin() for _ in range(workers - 1)]
 
         def draw(renderer: FrameRenderer, frames: np.ndarray, start: int, part: range) -> None:
             for k in part:

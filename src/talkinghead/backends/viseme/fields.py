@@ -203,10 +203,14 @@ class FaceGeometry:
         """The line where the mouth opens (between the lips; just above the lower lip when teeth show)."""
         return np.interp(u, self.mid_u, self.mid_v)
 
+    def mouth_x(self, u: np.ndarray) -> np.ndarray:
+        """Position across the mouth: -1 and 1 at the corners, 0 at the centre (beyond: |x| > 1)."""
+        c0, c1 = self.mouth_u
+        return (u - (c0 + c1) / 2) / max(1.0, (c1 - c0) / 2)
+
     def lens(self, u: np.ndarray) -> np.ndarray:
         """How far the lips part at ``u``: 1 at the mouth centre, 0 at and beyond the corners."""
-        c0, c1 = self.mouth_u
-        x = (u - (c0 + c1) / 2) / max(1.0, (c1 - c0) / 2)
+        x = self.mouth_x(u)
         return np.clip(1.0 - x * x, 0.0, 1.0) ** 0.7
 
     @property

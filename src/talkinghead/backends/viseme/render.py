@@ -9,6 +9,7 @@ fields stretch the upper lid's own skin over the eye.
 from __future__ import annotations
 
 import bisect
+import copy
 
 import numpy as np
 
@@ -67,6 +68,8 @@ def _smooth(x: np.ndarray) -> np.ndarray:
 
 #: Samples of the per-column tables of the mouth interior (over the mouth's width, u).
 _TABLE = 8193
+#: The columns of the shading table, in the order ``_mouth`` unpacks them.
+_SHADES = ("sqrt_lens", "arch", "lens_shade", "teeth_shade", "lower_fade", "upper_fade", "light")
 
 
 class FrameRenderer:
@@ -128,7 +131,6 @@ class FrameRenderer:
         """Per-portrait constants of the mouth interior: its coordinates, per-column tables and colours."""
         g, look = self.bank.geometry, self.look
         c0, c1 = g.mouth_u
-        uc, hw = (c0 + c1) / 2, max(1.0, (c1 - c0) / 2)
         # Everything that varies with u alone (across the mouth) is a column of a table sampled
         # finely over u (a sample every ~1/50 px at 512²), looked up per pixel with one cv2.remap
         # (nearest sample: several times faster than linear on float tables; clamped at both ends,
@@ -136,7 +138,7 @@ class FrameRenderer:
         lo, hi = min(float(g.mid_u[0]), c0) - 2.0, max(float(g.mid_u[-1]), c1) + 2.0
         u = np.linspace(lo, hi, _TABLE)
         step = (hi - lo) / (_TABLE - 1)
-        x = np.clip((u - uc) / hw, -1.0, 1.0)
+        x = np.clip(g.mouth_x(u), -1.0, 1.0)
         q = g.lens(u)  # how far the lips part
         sq = np.sqrt(q)
         phase = np.arcsin(np.clip(x, -0.999, 0.999)) * (7.0 / np.pi)
@@ -153,10 +155,8 @@ class FrameRenderer:
             "upper_fade": smoothstep(q / 0.25),  # upper teeth likewise
             "light": np.clip(1.0 + 0.5 * look.light * x, 0.3, 1.7),  # the portrait's side light
         }
-        geo = ("midline", "lens")
-        self._geo_table = np.stack([columns[k] for k in geo], -1)[None].astype(np.float32)
-        self._shade_names = [k for k in columns if k not in geo]
-        self._shade_table = np.stack([columns[k] for k in self._shade_names], -1)[None].astype(np.float32)
+        self._geo_table = np.stack([columns["midline"], columns["lens"]], -1)[None].astype(np.float32)
+        self._shade_table = np.stack([columns[k] for k in _SHADES], -1)[None].astype(np.float32)
         # source pixel (x, y) → (table column, v): one cv2.transform of the remap's maps
         o = np.asarray(g.origin, np.float64)
         eu, ev = np.asarray(g.eu, np.float64), np.asarray(g.ev, np.float64)
@@ -190,6 +190,12 @@ class FrameRenderer:
             ],
             axis=-1,
         )
+
+    def twin(self) -> FrameRenderer:
+        """A renderer for another thread: the same per-portrait tables, its own working buffer."""
+        other = copy.copy(self)
+        other._maps = np.empty_like(self._maps)
+        return other
 
     def weights(self, row: np.ndarray) -> dict[int, float]:
         """Field weights of one frame (by field index) from one row of the drive."""
