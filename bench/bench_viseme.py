@@ -109,7 +109,14 @@ def speed(args) -> None:
 
 def quality(args) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
-    from _viseme_measure import best_lag_correlation, face_landmarks, head_pose, mouth_measures, portrait_variant
+    from _viseme_measure import (
+        best_lag_correlation,
+        face_landmarks,
+        head_pose,
+        mouth_measures,
+        mouth_region_change,
+        portrait_variant,
+    )
 
     from talkinghead.backends.piper import PiperTTS
 
@@ -145,11 +152,7 @@ def quality(args) -> None:
         envelope = speech.rms_envelope(fps, len(frames))
         r, lag = best_lag_correlation(mouth_measures(lm)["aperture"], envelope)
         # the same without landmarks: how much the mouth region changes from the portrait
-        x0, y0, _, _ = prep.fields.roi
-        mx0, my0, mx1, my1 = prep.fields.mouth_roi
-        mouth = (slice(None), slice(y0 + my0, y0 + my1), slice(x0 + mx0, x0 + mx1))
-        change = np.abs(frames[mouth].astype(np.int16) - prep.image[mouth[1:]].astype(np.int16)).mean(axis=(1, 2, 3))
-        r_px, _ = best_lag_correlation(change, envelope)
+        r_px, _ = best_lag_correlation(mouth_region_change(frames, prep), envelope)
         pose = head_pose(lm)
         iod = np.nanmedian(pose["iod"])
         spread = lambda a: np.nanpercentile(a, 95) - np.nanpercentile(a, 5)  # noqa: E731

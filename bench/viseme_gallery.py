@@ -67,6 +67,7 @@ def tiles_sheet(rows: list[list[np.ndarray]], row_labels: list[str], col_labels:
 def main() -> None:
     import cv2
     from _viseme_measure import portrait_variant
+    from bench_viseme import PORTRAITS as BUNDLED
 
     from talkinghead.backends.piper import PiperTTS
     from talkinghead.backends.viseme import VisemeAnimator
@@ -81,11 +82,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=112, help="tile height in pixels")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    photos = {
-        "astronaut": load_image(ROOT / "assets" / "portrait_astronaut.png").image,
-        "hopper": load_image(ROOT / "assets" / "portrait_hopper.jpg").image,
-        "mendeleev": load_image(ROOT / "assets" / "portrait_mendeleev.jpg").image,
-    }
+    photos = {name: load_image(path).image for name, path in BUNDLED.items()}
     animator = VisemeAnimator(seed=1)
     channel = {n: i for i, n in enumerate(CHANNELS)}
 

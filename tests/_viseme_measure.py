@@ -66,6 +66,19 @@ def lip_apertures(frames: np.ndarray) -> np.ndarray:
 
 
 # -- portraits: the two bundled photos and variants made from them ------------------------------------
+def mouth_region_change(frames: np.ndarray, prepared) -> np.ndarray:
+    """Per frame, the mean absolute change of the mouth region from the portrait (no landmarks).
+
+    ``prepared`` is the viseme animator's prepared portrait; the region is its mouth ROI (where
+    the interior can appear).
+    """
+    x0, y0, _, _ = prepared.fields.roi
+    mx0, my0, mx1, my1 = prepared.fields.mouth_roi
+    box = (slice(y0 + my0, y0 + my1), slice(x0 + mx0, x0 + mx1))
+    still = prepared.image[box].astype(np.int16)
+    return np.abs(frames[:, box[0], box[1]].astype(np.int16) - still).mean(axis=(1, 2, 3))
+
+
 def portrait_variant(image: np.ndarray, kind: str) -> np.ndarray:
     """A variant of an RGB portrait: ``grey``, ``sepia``, ``side_light`` (dark on the right), ``blur``."""
     import cv2
