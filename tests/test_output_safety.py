@@ -256,7 +256,12 @@ def test_stale_temps_of_dead_processes_are_cleaned_on_the_next_write(tmp_path):
 
 
 # -- real processes, real signals --------------------------------------------------------------------
+#: The CLI with the fake backends. It starts with Ctrl-C raising KeyboardInterrupt, as for a command typed
+#: in a terminal: a process started with SIGINT ignored (a background job of a non-interactive shell,
+#: ``nohup``, some CI runners) passes that on, and Python then leaves SIGINT ignored, as POSIX programs
+#: should, so the render would finish and exit 0 whatever the test sends.
 _CLI = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "import sys; from talkinghead.plugins import add_plugin; from talkinghead.testing import FakesPlugin; "
     "add_plugin(FakesPlugin(), name='fakes'); from talkinghead.cli import main; sys.exit(main(sys.argv[1:]))"
 )

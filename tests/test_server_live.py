@@ -331,3 +331,87 @@ def test_no_llm_means_no_live_sessions(live_app):
     r = httpx.post(url + "/v1/live/offer", json={"sdp": "v=0", "avatar_id": aid})
     assert r.status_code == 503 and r.json()["error"]["type"] == "NoLLM"
     assert httpx.get(url + "/v1/live").json()["conversation"] is False
+
+
+# -- what waits for aiortc's senders --------------------------------------------------------------
+def _chunk(first: int, n: int, kind: str = "speech", turn: int | None = 1, level: float = 0.5):
+    from fractions import Fraction
+
+    from talkinghead.values import AVChunk
+
+    frames = np.zeros((n, 8, 8, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(first, first + n) % 256  # each frame says which it is
+    samples = np.full(n * 1920, level if kind == "speech" else 0.0, np.float32)
+    return AVChunk(frames, samples, 48000, Fraction(25), first, kind=kind, turn=turn if kind == "speech" else None)
+
+
+async def _drain(track, n: int) -> list:
+    return [await asyncio.wait_for(track.recv(), 5) for _ in range(n)]
+
+
+def test_video_waiting_for_a_slow_encoder_is_bounded_to_the_newest_frames():
+    from talkinghead.server.rtc import MAX_VIDEO_LAG_S, ChunkTracks
+
+    async def main():
+        tracks = ChunkTracks(asyncio.get_running_loop())
+        for first in range(0, 30, 3):  # 30 frames arrive while nothing is encoded
+            tracks.feed(_chunk(first, 3))
+        await asyncio.sleep(0.05)
+        return tracks, await _drain(tracks.video, round(MAX_VIDEO_LAG_S * 25)), await _drain(tracks.audio, 60)
+
+    tracks, video, audio = run(main())
+    keep = round(MAX_VIDEO_LAG_S * 25)
+    assert keep == 5 and tracks.dropped_frames == 30 - keep
+    # the newest frames, on their own clock (pts = frame index on 90 kHz)
+    assert [f.pts // 3600 for f in video] == list(range(30 - keep, 30))
+    assert [int(f.to_ndarray(format="rgb24")[0, 0, 0]) for f in video] == list(range(30 - keep, 30))
+    # audio is never dropped: 60 frames of 20 ms, back to back
+    assert [f.pts for f in audio] == [960 * k for k in range(60)]
+
+
+def test_an_interrupted_answer_still_waiting_is_not_sent_and_its_voice_is_silenced():
+    from talkinghead.server.rtc import ChunkTracks
+
+    async def main():
+        tracks = ChunkTracks(asyncio.get_running_loop())
+        tracks.feed(_chunk(0, 2, turn=7))  # the answer of turn 7, already sent...
+        await asyncio.sleep(0.02)
+        sent = await _drain(tracks.video, 2), await _drain(tracks.audio, 4)
+        tracks.feed(_chunk(2, 3, turn=7))  # ...and still waiting when the user speaks over it
+        tracks.feed(_chunk(5, 1, "listening"))
+        tracks.cut(7)
+        tracks.feed(_chunk(6, 1, turn=7))  # made just before the cut reached the stream
+        tracks.feed(_chunk(7, 2, "listening"))
+        tracks.feed(_chunk(9, 1, turn=8))  # the next answer plays
+        await asyncio.sleep(0.05)
+        return tracks, sent, await _drain(tracks.video, 4), await _drain(tracks.audio, 16)
+
+    tracks, (sent_video, sent_audio), video, audio = run(main())
+    assert [f.pts // 3600 for f in sent_video] == [0, 1]
+    assert all(np.abs(f.to_ndarray()).max() > 10000 for f in sent_audio)  # heard before the cut
+    # the cut answer's frames are gone: the listening frames and the next answer follow
+    assert [f.pts // 3600 for f in video] == [5, 7, 8, 9]
+    assert tracks.cut_frames == 4
+    # the audio clock has no gap: every 20 ms frame is there, the cut answer's as silence
+    assert [f.pts for f in audio] == [960 * k for k in range(4, 20)]
+    levels = [int(np.abs(f.to_ndarray()).max()) for f in audio]
+    assert levels[:14] == [0] * 14 and min(levels[14:]) > 10000, levels
+    assert tracks.silenced_audio_frames == 8
+
+
+def test_the_link_tells_its_transport_which_answers_were_cut(tmp_path):
+    from types import SimpleNamespace
+
+    from talkinghead.server.live import LiveLink
+    from talkinghead.server.settings import ServerSettings
+    from talkinghead.streaming.events import TurnEnded
+
+    service = SimpleNamespace(settings=ServerSettings(data_dir=tmp_path), registry=SimpleNamespace(get=lambda _: None))
+    link = LiveLink(service, "live_x", "webrtc", "127.0.0.1")
+    sent, cut = [], []
+    link.attach(sent.append, lambda chunk: None, on_cut=cut.append)
+    for turn, status in [(1, "done"), (2, "interrupted"), (3, "nothing_understood"), (4, "deadline"), (5, "error")]:
+        link.on_event(TurnEnded(turn, status, 10 * turn, answer="Hi."))
+    assert cut == [2, 4, 5]  # the turns whose unplayed speech the session dropped
+    assert [m["status"] for m in sent] == ["done", "interrupted", "nothing_understood", "deadline", "error"]
+    link._worker.shutdown()

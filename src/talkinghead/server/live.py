@@ -52,6 +52,9 @@ MAX_MESSAGE_CHARS = 16_384
 MAX_AUDIO_BACKLOG_S = 2.0
 
 _STATE = {"speech": "speaking", "idle": "idle", "listening": "listening"}
+#: Turn endings whose unplayed speech the session drops (barge-in, deadline, a failed stage): the
+#: transport drops what it still holds of it too.
+_CUT = ("interrupted", "deadline", "error")
 _EVENT_TYPES = {
     "Caption": "caption", "TurnStarted": "turn_started", "TurnEnded": "turn_ended",
     "UserSpeechStarted": "user_speech_started", "UserSpeechEnded": "user_speech_ended",
@@ -112,6 +115,7 @@ class LiveLink:
         self._send: Callable[[dict[str, Any]], None] | None = None
         self._on_chunk: Callable[[AVChunk], None] | None = None
         self._on_end: Callable[[], None] | None = None
+        self._on_cut: Callable[[int], None] | None = None
         self._outbox: list[dict[str, Any]] = []
         self._on_close: list[Callable[[str], None]] = []
         self._thread: threading.Thread | None = None
@@ -125,11 +129,13 @@ class LiveLink:
         return self._closing
 
     def attach(self, send: Callable[[dict[str, Any]], None], on_chunk: Callable[[AVChunk], None],
-               on_end: Callable[[], None] | None = None) -> None:
+               on_end: Callable[[], None] | None = None, on_cut: Callable[[int], None] | None = None) -> None:
         """Connect the transport: ``send`` (thread-safe) gets JSON messages, ``on_chunk`` every chunk
-        (on the pump thread), ``on_end`` runs on that thread after the last chunk."""
+        (on the pump thread), ``on_end`` runs on that thread after the last chunk, and ``on_cut(turn)``
+        (thread-safe) when the session drops the rest of a turn's answer (barge-in, deadline, error), for
+        media of it the transport still holds."""
         with self._lock:
-            self._send, self._on_chunk, self._on_end = send, on_chunk, on_end
+            self._send, self._on_chunk, self._on_end, self._on_cut = send, on_chunk, on_end, on_cut
             pending, self._outbox = self._outbox, []
         for message in pending:
             send(message)
@@ -177,6 +183,8 @@ class LiveLink:
         elif message["type"] == "user_speech_started":
             self.touch()
         elif message["type"] == "turn_ended":
+            if message["status"] in _CUT and self._on_cut is not None:
+                self._on_cut(message["turn"])
             self._remember(message)
         self.send(message)
 

@@ -8,6 +8,12 @@ The session paces the chunks to real time (:attr:`LiveSession.realtime`), so fra
 stream's rate and the receiver's RTCP-based lip sync sees two timelines that start together and
 never drift.
 
+**Live, not late.** At most :data:`MAX_VIDEO_LAG_S` of video waits for the encoder: when the
+machine cannot encode in real time the oldest frames are dropped (the frame rate falls, the face
+stays on time). When an answer is interrupted (barge-in), its frames and voice still waiting to
+be sent go too: the video frames are dropped and the audio frames are sent as silence with the
+same timestamps, so the user hears the avatar stop at once, even on a busy machine.
+
 **ICE.** Host candidates only unless the operator gives STUN/TURN servers
 (``ServerSettings.ice_servers``); ``ice_addresses`` binds the host candidates to chosen addresses
 (tests: ``127.0.0.1``; aiortc itself leaves loopback out).
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+from collections import deque
 from fractions import Fraction
 from typing import Any
 
@@ -36,10 +44,12 @@ __all__ = ["RtcTransport", "ChunkTracks", "ice_configuration", "restrict_host_ca
 VIDEO_CLOCK = 90_000
 #: Samples per Opus frame (20 ms at 48 kHz).
 AUDIO_FRAME = 960
-#: Video frames that may wait for the encoder before the oldest are dropped (2 s at 25 fps).
-MAX_VIDEO_QUEUE = 50
+#: Seconds of video that may wait for the encoder before the oldest frames are dropped (5 frames at
+#: 25 fps): a machine that cannot encode in real time shows fewer frames, not older ones.
+MAX_VIDEO_LAG_S = 0.2
 #: Audio frames that may wait before the client counts as too slow (10 s); audio is never dropped,
-#: because Opus timestamps count samples and a gap would shift the voice against the face.
+#: because Opus timestamps count samples and a gap would shift the voice against the face (a cut
+#: answer's voice is silenced instead, with the same timestamps).
 MAX_AUDIO_QUEUE = 500
 
 
@@ -89,11 +99,34 @@ def restrict_host_candidates(pc: Any, addresses: Any) -> None:
         connection.gather_candidates = gather
 
 
+class _MediaQueue:
+    """Frames waiting for one of aiortc's senders (used on the event loop only), each with the turn
+    whose speech it carries (None for idle and listening frames)."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int | None, Any]] = deque()
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, turn: int | None, frame: Any) -> None:
+        self.items.append((turn, frame))
+        self._ready.set()
+
+    async def get(self) -> Any:
+        while not self.items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self.items.popleft()[1]
+
+
 class ChunkTracks:
     """One audio and one video ``MediaStreamTrack`` fed from the same chunks, on their counters.
 
     :meth:`feed` runs on the link's pump thread (it builds the frames there, off the event loop);
-    the tracks' ``recv`` hands them to aiortc's senders on the loop.
+    the tracks' ``recv`` hands them to aiortc's senders on the loop. :meth:`cut` takes an
+    interrupted answer out of what is still waiting.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -113,16 +146,21 @@ class ChunkTracks:
             async def recv(self) -> Any:
                 return await tracks._next(tracks._audio, self)
 
-        self._video: asyncio.Queue[Any] = asyncio.Queue()
-        self._audio: asyncio.Queue[Any] = asyncio.Queue()
+        self._video = _MediaQueue()
+        self._audio = _MediaQueue()
         self.video, self.audio = VideoTrack(), AudioTrack()
         self._first: int | None = None
+        self._max_video = 1
         self._samples = 0
         self._rest = np.zeros(0, np.int16)
-        self.dropped_frames = 0
+        self._rest_turn: int | None = None  # the turn whose speech the carried-over samples are
+        self._cut: set[int] = set()  # interrupted turns (loop side)
+        self.dropped_frames = 0  # video frames the encoder had no time for
+        self.cut_frames = 0  # video frames of interrupted answers that were never sent
+        self.silenced_audio_frames = 0  # 20 ms audio frames of interrupted answers sent as silence
         self.sent_frames = 0
 
-    async def _next(self, queue: asyncio.Queue[Any], track: Any) -> Any:
+    async def _next(self, queue: _MediaQueue, track: Any) -> Any:
         frame = await queue.get()
         if frame is None:
             track.stop()
@@ -137,12 +175,14 @@ class ChunkTracks:
         """Turn a chunk into video frames (pts = frame index) and 20 ms audio frames (pts = sample index)."""
         import av
 
-        if self._audio.qsize() > MAX_AUDIO_QUEUE:
+        if len(self._audio) > MAX_AUDIO_QUEUE:
             raise ClientTooSlow("the connection does not take the stream as fast as it plays; closing it")
         if self._first is None:
             self._first = chunk.first_frame
             if chunk.sample_rate != LIVE_SAMPLE_RATE:
                 raise ValueError(f"WebRTC streams run at {LIVE_SAMPLE_RATE} Hz, got {chunk.sample_rate}")
+            self._max_video = max(1, math.ceil(MAX_VIDEO_LAG_S * float(chunk.fps)))
+        turn = chunk.turn if chunk.kind == "speech" else None
         step = Fraction(VIDEO_CLOCK) / chunk.fps
         video = []
         for i, image in enumerate(chunk.frames):
@@ -155,31 +195,69 @@ class ChunkTracks:
             video.append(frame)
         pcm = np.concatenate([self._rest, (np.clip(chunk.samples, -1.0, 1.0) * 32767).astype(np.int16)])
         n = len(pcm) // AUDIO_FRAME
-        self._rest = pcm[n * AUDIO_FRAME:]
         audio = []
         for k in range(n):
-            frame = av.AudioFrame.from_ndarray(pcm[None, k * AUDIO_FRAME:(k + 1) * AUDIO_FRAME], format="s16",
-                                               layout="mono")
-            frame.sample_rate = LIVE_SAMPLE_RATE
-            frame.pts = self._samples
-            frame.time_base = Fraction(1, LIVE_SAMPLE_RATE)
+            # a frame that starts with the previous chunk's samples carries that chunk's speech too
+            carried = self._rest_turn if k * AUDIO_FRAME < len(self._rest) else None
+            audio.append((turn if turn is not None else carried,
+                          _audio_frame(pcm[k * AUDIO_FRAME:(k + 1) * AUDIO_FRAME], self._samples)))
             self._samples += AUDIO_FRAME
-            audio.append(frame)
-        self.loop.call_soon_threadsafe(self._put, video, audio)
+        if len(pcm) > n * AUDIO_FRAME:
+            self._rest_turn = turn if turn is not None else (self._rest_turn if n == 0 else None)
+        else:
+            self._rest_turn = None
+        self._rest = pcm[n * AUDIO_FRAME:]
+        self.loop.call_soon_threadsafe(self._put, [(turn, f) for f in video], audio)
 
-    def _put(self, video: list[Any], audio: list[Any]) -> None:
-        for frame in video:
-            while self._video.qsize() >= MAX_VIDEO_QUEUE:  # the encoder fell behind: the oldest frames go
-                self._video.get_nowait()
+    def _put(self, video: list[tuple[int | None, Any]], audio: list[tuple[int | None, Any]]) -> None:
+        for turn, frame in video:
+            if turn is not None and turn in self._cut:  # made just before the cut reached the stream
+                self.cut_frames += 1
+                continue
+            while len(self._video) >= self._max_video:  # the encoder fell behind: the oldest frames go
+                self._video.items.popleft()
                 self.dropped_frames += 1
-            self._video.put_nowait(frame)
-        for frame in audio:
-            self._audio.put_nowait(frame)
+            self._video.put(turn, frame)
+        for turn, frame in audio:
+            if turn is not None and turn in self._cut:
+                frame, turn = self._silent(frame), None
+            self._audio.put(turn, frame)
+
+    def cut(self, turn: int) -> None:
+        """The answer of ``turn`` was interrupted: what of it still waits is not sent (thread-safe).
+
+        Its video frames are dropped; its audio frames are replaced by silence with the same
+        timestamps (the audio clock has no gap, so the voice stays on the face afterwards).
+        """
+        self.loop.call_soon_threadsafe(self._cut_now, int(turn))
+
+    def _cut_now(self, turn: int) -> None:
+        self._cut.add(turn)
+        kept = deque(item for item in self._video.items if item[0] != turn)
+        self.cut_frames += len(self._video) - len(kept)
+        self._video.items = kept
+        self._audio.items = deque((None, self._silent(f)) if t == turn and f is not None else (t, f)
+                                  for t, f in self._audio.items)
+
+    def _silent(self, frame: Any) -> Any:
+        self.silenced_audio_frames += 1
+        return _audio_frame(np.zeros(frame.samples, np.int16), frame.pts)
 
     def stop(self) -> None:
         """End both tracks (on the loop)."""
-        self._video.put_nowait(None)
-        self._audio.put_nowait(None)
+        self._video.put(None, None)
+        self._audio.put(None, None)
+
+
+def _audio_frame(pcm: np.ndarray, pts: int) -> Any:
+    """A mono 16-bit PyAV audio frame at 48 kHz whose time is the sample counter ``pts``."""
+    import av
+
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm)[None], format="s16", layout="mono")
+    frame.sample_rate = LIVE_SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = Fraction(1, LIVE_SAMPLE_RATE)
+    return frame
 
 
 class RtcTransport:
@@ -224,7 +302,7 @@ class RtcTransport:
         if self.settings.ice_addresses is not None:
             restrict_host_candidates(pc, self.settings.ice_addresses)
         await pc.setLocalDescription(await pc.createAnswer())
-        self.link.attach(self.send, self.tracks.feed)
+        self.link.attach(self.send, self.tracks.feed, on_cut=self.tracks.cut)
         self._spawn(self._connect_timeout())
         return pc.localDescription.sdp
 
