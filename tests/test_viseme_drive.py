@@ -149,6 +149,20 @@ def test_expression_from_text():
     assert expression_from_text("") == Expression()
 
 
+def test_british_spellings_read_like_american_ones():
+    from talkinghead.expression import _british_variants
+
+    # VADER knows "favorite" but not "favourite": the same question got a smile in one spelling only
+    for british, american in [("What is your favourite planet?", "What is your favorite planet?"),
+                              ("That is a very favourable result.", "That is a very favorable result."),
+                              ("The mood was sombre and humourless.", "The mood was somber and humorless.")]:
+        assert expression_from_text(british) == expression_from_text(american) != Expression(), british
+    # only words the lexicon lacks, and not where British keeps -or- as well (glamorous, honorary)
+    added = _british_variants({"favorite": 2.0, "favour": 1.9, "favor": 1.9, "glamorous": 2.3, "honorary": 0.3,
+                               "humorist": 0.5, "vigoroso": 0.5, "error": -1.0})
+    assert added == {"favourite": 2.0}
+
+
 def test_expression_track_eases_smoothly():
     track = ExpressionTrack.constant(Expression()).then(1.0, Expression.named("happy")).then(1.2, Expression(sad=1.0))
     t = np.arange(0, 3, 0.01)

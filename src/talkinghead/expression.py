@@ -166,14 +166,36 @@ EmotionSpec = Union[EmotionName, Expression, ExpressionTrack, None]
 """What ``emotion=`` accepts: a name from :data:`EMOTIONS`, ``"auto"``, an Expression or a track."""
 
 
+# British spellings VADER's lexicon lacks while it has the American word ("favourite" scored 0, so
+# "my favourite planet" got no smile and "my favorite planet" did): -or- stems that British spells
+# -our-, except before the endings where British keeps -or- too (glamorous, honorary, humorist).
+_OUR_STEMS = re.compile(r"(favor|honor|humor|color|behavior|neighbor|labor|flavor|harbor|rumor|vigor|valor|splendor|"
+                        r"glamor|candor|ardor|fervor|savor|clamor|rancor|endeavor|odor|parlor|savior)"
+                        r"(?!ous|os|ar|ari|if|is|al|es|iz|at)")
+_RE_WORDS = {"somber": "sombre", "somberly": "sombrely", "theater": "theatre", "center": "centre"}
+
+
+def _british_variants(lexicon: dict[str, float]) -> dict[str, float]:
+    """The British spelling of each American word of ``lexicon`` that has none, with the same valence."""
+    out: dict[str, float] = {}
+    for word, valence in lexicon.items():
+        british = _RE_WORDS.get(word) or _OUR_STEMS.sub(lambda m: m.group(1)[:-1] + "ur", word)
+        if british != word and british not in lexicon:
+            out[british] = valence
+    return out
+
+
 @lru_cache(maxsize=1)
 def _analyzer():
-    """VADER's analyzer (reads its lexicon once per process; stateless and read-only afterwards)."""
+    """VADER's analyzer (reads its lexicon once per process; stateless and read-only afterwards),
+    with British spellings of its American words."""
     try:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
     except ImportError as exc:
         raise MissingDependencyError("vaderSentiment", "viseme", "expressions from text (emotion='auto')") from exc
-    return SentimentIntensityAnalyzer()
+    analyzer = SentimentIntensityAnalyzer()
+    analyzer.lexicon.update(_british_variants(analyzer.lexicon))
+    return analyzer
 
 
 def expression_from_text(text: str, *, listener: bool = False) -> Expression:
