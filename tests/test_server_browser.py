@@ -348,9 +348,26 @@ def test_token_dialog_logs_the_page_in(browser, llm, tmp_path):
 # -- live ---------------------------------------------------------------------------------------------
 SAMPLER_JS = """
 ([sel, box]) => {
-  // every 40 ms: the live state, and how much the mouth and a background corner changed since the
-  // last sample (mean absolute difference per pixel and channel)
+  // every 40 ms: the live state, how much the mouth and a background corner changed since the
+  // last sample (mean absolute difference per pixel and channel), and over WebRTC how loud the
+  // avatar's voice is (RMS of the last 2048 samples of the received audio track)
   const v = document.querySelector(sel);
+  let analyser = null;
+  const wave = new Float32Array(2048);
+  const voice = () => {
+    const stream = v.srcObject;
+    if (!analyser && stream && stream.getAudioTracks().length) {
+      const ctx = new AudioContext();
+      analyser = ctx.createAnalyser();
+      analyser.fftSize = wave.length;
+      ctx.createMediaStreamSource(stream).connect(analyser);
+    }
+    if (!analyser) return null;
+    analyser.getFloatTimeDomainData(wave);
+    let s = 0;
+    for (const x of wave) s += x * x;
+    return Math.sqrt(s / wave.length);
+  };
   const [x1, y1, x2, y2] = box;
   const canvas = document.createElement("canvas");
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
@@ -370,7 +387,7 @@ SAMPLER_JS = """
     ctx.drawImage(v, 0, 0);
     const mouth = ctx.getImageData(x1, y1, x2 - x1, y2 - y1).data, corner = ctx.getImageData(0, 0, 40, 40).data;
     window.liveSamples.push({ t: performance.now(), state: document.querySelector("#live-slot").dataset.state || "",
-      mouth: diff(mouth, last.mouth), corner: diff(corner, last.corner), time: v.currentTime,
+      mouth: diff(mouth, last.mouth), corner: diff(corner, last.corner), voice: voice(), time: v.currentTime,
       cut: document.querySelector("#caption-avatar").classList.contains("cut") });
     last = { mouth, corner };
   }, 40);
@@ -505,6 +522,11 @@ def test_live_barge_in_stops_the_answer_and_returns_to_idle(live_browser, app_ur
         still = [s for s in after if s["t"] >= rest[stop]["t"] + 800]
         assert len(still) >= 8, (len(after), after[-1]["t"] - rest[stop]["t"])
         assert motion(still, "mouth") < 0.5 * motion(spoken, "mouth"), (motion(still, "mouth"), motion(spoken, "mouth"))
+        # and the voice stops: the answer was heard, then silence (its voice still waiting to be sent
+        # when it was cut goes out as silence)
+        heard = float(np.mean([s["voice"] or 0.0 for s in spoken]))
+        assert heard > 0.005, heard
+        assert max(s["voice"] or 0.0 for s in still) < 0.05 * heard, (heard, [s["voice"] for s in still])
         p.click("#live-toggle")
         wait_no_live_sessions(app_url)
         assert page.errors == []
