@@ -334,15 +334,15 @@ def test_no_llm_means_no_live_sessions(live_app):
 
 
 # -- what waits for aiortc's senders --------------------------------------------------------------
-def _chunk(first: int, n: int, kind: str = "speech", turn: int | None = 1, level: float = 0.5):
+def _chunk(first: int, n: int, kind: str = "speech", turn: int | None = 1, level: float = 0.5, fps: int = 25):
     from fractions import Fraction
 
     from talkinghead.values import AVChunk
 
     frames = np.zeros((n, 8, 8, 3), np.uint8)
     frames[:, 0, 0, 0] = np.arange(first, first + n) % 256  # each frame says which it is
-    samples = np.full(n * 1920, level if kind == "speech" else 0.0, np.float32)
-    return AVChunk(frames, samples, 48000, Fraction(25), first, kind=kind, turn=turn if kind == "speech" else None)
+    samples = np.full(n * 48000 // fps, level if kind == "speech" else 0.0, np.float32)
+    return AVChunk(frames, samples, 48000, Fraction(fps), first, kind=kind, turn=turn if kind == "speech" else None)
 
 
 async def _drain(track, n: int) -> list:
@@ -397,6 +397,25 @@ def test_an_interrupted_answer_still_waiting_is_not_sent_and_its_voice_is_silenc
     levels = [int(np.abs(f.to_ndarray()).max()) for f in audio]
     assert levels[:14] == [0] * 14 and min(levels[14:]) > 10000, levels
     assert tracks.silenced_audio_frames == 8
+
+
+def test_a_cut_silences_the_audio_frame_that_straddles_the_answers_end():
+    from talkinghead.server.rtc import ChunkTracks
+
+    async def main():
+        tracks = ChunkTracks(asyncio.get_running_loop())
+        # at 30 fps a frame covers 1600 samples: 20 ms audio frames (960) straddle the chunks
+        tracks.feed(_chunk(0, 1, turn=3, fps=30))  # one audio frame, 640 samples of speech carried over
+        tracks.feed(_chunk(1, 1, "listening", fps=30))  # the carried speech + 320 of silence, then one more
+        tracks.cut(3)
+        await asyncio.sleep(0.05)
+        return tracks, await _drain(tracks.audio, 3)
+
+    tracks, audio = run(main())
+    assert [f.pts for f in audio] == [0, 960, 1920]
+    # both frames with the answer's samples are silenced; the pure listening frame was silent already
+    assert tracks.silenced_audio_frames == 2
+    assert all(np.abs(f.to_ndarray()).max() == 0 for f in audio)
 
 
 def test_the_link_tells_its_transport_which_answers_were_cut(tmp_path):

@@ -172,7 +172,7 @@ EmotionSpec = Union[EmotionName, Expression, ExpressionTrack, None]
 _OUR_STEMS = re.compile(r"(favor|honor|humor|color|behavior|neighbor|labor|flavor|harbor|rumor|vigor|valor|splendor|"
                         r"glamor|candor|ardor|fervor|savor|clamor|rancor|endeavor|odor|parlor|savior)"
                         r"(?!ous|os|ar|ari|if|is|al|es|iz|at)")
-_RE_WORDS = {"somber": "sombre", "somberly": "sombrely", "theater": "theatre", "center": "centre"}
+_RE_WORDS = {"somber": "sombre"}  # the lexicon's one -er word that British spells -re
 
 
 def _british_variants(lexicon: dict[str, float]) -> dict[str, float]:

@@ -211,7 +211,7 @@ class ChunkTracks:
 
     def _put(self, video: list[tuple[int | None, Any]], audio: list[tuple[int | None, Any]]) -> None:
         for turn, frame in video:
-            if turn is not None and turn in self._cut:  # made just before the cut reached the stream
+            if turn in self._cut:  # made just before the cut reached the stream
                 self.cut_frames += 1
                 continue
             while len(self._video) >= self._max_video:  # the encoder fell behind: the oldest frames go
@@ -219,7 +219,7 @@ class ChunkTracks:
                 self.dropped_frames += 1
             self._video.put(turn, frame)
         for turn, frame in audio:
-            if turn is not None and turn in self._cut:
+            if turn in self._cut:
                 frame, turn = self._silent(frame), None
             self._audio.put(turn, frame)
 
@@ -236,7 +236,7 @@ class ChunkTracks:
         kept = deque(item for item in self._video.items if item[0] != turn)
         self.cut_frames += len(self._video) - len(kept)
         self._video.items = kept
-        self._audio.items = deque((None, self._silent(f)) if t == turn and f is not None else (t, f)
+        self._audio.items = deque((None, self._silent(f)) if t == turn else (t, f)
                                   for t, f in self._audio.items)
 
     def _silent(self, frame: Any) -> Any:
